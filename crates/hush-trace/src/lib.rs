@@ -18,11 +18,18 @@
 
 pub mod capture;
 pub mod csv;
+pub mod data;
+pub mod dataset;
 pub mod decode;
+pub mod device;
 pub mod error;
 pub mod packet;
 pub mod read;
+pub mod split;
+pub mod summary;
 pub mod trace;
+pub mod window;
+pub mod write;
 
 pub use error::{ErrorKind, Result, TraceError};
 pub use packet::{Direction, Endpoint, EndpointId, Mac, Packet, Proto};
