@@ -64,6 +64,8 @@ struct Interface {
     units_per_s: u64,
     /// Seconds added to every timestamp.
     offset_s: i64,
+    /// Most bytes captured per packet; 0 means no limit.
+    snaplen: u32,
 }
 
 #[derive(Debug)]
@@ -159,11 +161,13 @@ impl<R: Read> FrameReader<R> {
             self.end -= self.pos;
             self.pos = 0;
         }
-        if self.buf.len() < n {
-            self.buf
-                .resize(n.next_power_of_two().min(MAX_RECORD_BYTES), 0);
-        }
         while self.end < n && !self.eof {
+            if self.end == self.buf.len() {
+                // Grow with the bytes that actually arrive, not with what a header claims: a tiny
+                // file claiming a 60 MB record costs no more memory than its own size.
+                let new_len = (self.buf.len() * 2).clamp(self.buf.len() + 1, n);
+                self.buf.resize(new_len, 0);
+            }
             match self.src.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(k) => self.end += k,
@@ -309,35 +313,53 @@ impl<R: Read> FrameReader<R> {
                 big_endian
             };
             let block_type = u32_at(&h[0..4], big_endian);
-            let block_len = u32_at(&h[4..8], big_endian) as usize;
-            if block_len < 12 || block_len % 4 != 0 {
+            let claimed_len = u64::from(u32_at(&h[4..8], big_endian));
+            // Some writers leave the packet data's padding out of the block length (python-pcapng's
+            // test006.ntar says 167 for a 168-byte block). Like Wireshark, round both lengths up
+            // to a multiple of 4 and compare them rounded.
+            let block_len = claimed_len.next_multiple_of(4);
+            if block_len < 12 {
                 return Err(TraceError::new(ErrorKind::Malformed {
                     what: "pcapng block",
-                    detail: format!("length {block_len} is not a multiple of 4 of at least 12"),
+                    detail: format!("length {claimed_len} is shorter than a 12-byte block"),
                 })
                 .at(at));
             }
-            if block_len > MAX_RECORD_BYTES {
+            if block_len > MAX_RECORD_BYTES as u64 {
                 return Err(TraceError::new(ErrorKind::RecordTooLarge {
-                    claimed_bytes: block_len as u64,
+                    claimed_bytes: claimed_len,
                     limit_bytes: MAX_RECORD_BYTES as u64,
                 })
                 .at(at));
             }
+            let block_len = block_len as usize;
             if !self.fill(block_len)? {
                 self.report.truncated_tail_at = Some(at);
                 return Ok(None);
             }
             let block = &self.buf[self.pos..self.pos + block_len];
-            let trailer = u32_at(&block[block_len - 4..], big_endian) as usize;
-            if trailer != block_len {
+            let trailer = u64::from(u32_at(&block[block_len - 4..], big_endian));
+            if trailer.next_multiple_of(4) != block_len as u64 {
                 return Err(TraceError::new(ErrorKind::Malformed {
                     what: "pcapng block",
-                    detail: format!("leading length {block_len} but trailing length {trailer}"),
+                    detail: format!("leading length {claimed_len} but trailing length {trailer}"),
                 })
                 .at(at));
             }
             let start = self.pos;
+            if claimed_len != block_len as u64 {
+                // pcap-parser insists on the exact length: give it the rounded one.
+                self.report.warn(format!(
+                    "pcapng block at byte {at}: length {claimed_len} rounded up to {block_len}"
+                ));
+                let fixed = if big_endian {
+                    (block_len as u32).to_be_bytes()
+                } else {
+                    (block_len as u32).to_le_bytes()
+                };
+                self.buf[start + 4..start + 8].copy_from_slice(&fixed);
+                self.buf[start + block_len - 4..start + block_len].copy_from_slice(&fixed);
+            }
             self.pos += block_len;
             if block_type == PCAPNG_OPB {
                 match self.obsolete_packet(start, block_len, at, big_endian)? {
@@ -405,6 +427,7 @@ impl<R: Read> FrameReader<R> {
                         link: LinkType(u32::from(idb.linktype.0 as u16)),
                         units_per_s,
                         offset_s: idb.ts_offset(),
+                        snaplen: idb.snaplen,
                     });
                 }
                 Block::EnhancedPacket(epb) => {
@@ -439,7 +462,17 @@ impl<R: Read> FrameReader<R> {
                     };
                     // SPBs carry no timestamp; the best estimate is the previous packet's.
                     let t_ns = *last_t_ns;
-                    let caplen = (block_len as u32 - 16).min(spb.origlen);
+                    // An SPB has no captured-length field: it is the packet length cut to the
+                    // snap length, never more than the block holds.
+                    let snaplen = if iface.snaplen == 0 {
+                        u32::MAX
+                    } else {
+                        iface.snaplen
+                    };
+                    let caplen = (block_len as u32)
+                        .saturating_sub(16)
+                        .min(spb.origlen)
+                        .min(snaplen);
                     let data_start = start + 12;
                     let orig = spb.origlen;
                     self.count(iface.link, caplen, orig);
@@ -626,6 +659,77 @@ mod tests {
         let err = read_all(b"hello, world").unwrap_err();
         assert!(matches!(err.kind, ErrorKind::UnknownFormat(_)), "{err}");
         assert!(read_all(b"").is_err());
+    }
+
+    /// A little-endian pcapng block: type, length, body, length; `claimed` overrides the length.
+    fn ng_block(block_type: u32, body: &[u8], claimed: Option<u32>) -> Vec<u8> {
+        let mut padded = body.to_vec();
+        padded.resize(body.len().next_multiple_of(4), 0);
+        let len = claimed.unwrap_or(padded.len() as u32 + 12);
+        let mut out = Vec::new();
+        out.extend(block_type.to_le_bytes());
+        out.extend(len.to_le_bytes());
+        out.extend(padded);
+        out.extend(len.to_le_bytes());
+        out
+    }
+
+    fn ng_file(packet_blocks: &[Vec<u8>]) -> Vec<u8> {
+        let mut shb = PCAPNG_BOM.to_le_bytes().to_vec();
+        shb.extend([1, 0, 0, 0]);
+        shb.extend(u64::MAX.to_le_bytes());
+        // Ethernet, snap length 0 (no limit).
+        let idb = [1, 0, 0, 0, 0, 0, 0, 0];
+        let mut out = ng_block(PCAPNG_SHB, &shb, None);
+        out.extend(ng_block(PCAPNG_IDB, &idb, None));
+        for b in packet_blocks {
+            out.extend(b);
+        }
+        out
+    }
+
+    fn epb_body(data: &[u8]) -> Vec<u8> {
+        let mut body = vec![0u8; 4]; // interface 0
+        body.extend(0u32.to_le_bytes());
+        body.extend(1_000_000u32.to_le_bytes()); // 1 s in µs
+        body.extend((data.len() as u32).to_le_bytes());
+        body.extend((data.len() as u32).to_le_bytes());
+        body.extend(data);
+        body
+    }
+
+    #[test]
+    fn pcapng_block_length_without_padding_is_rounded_up() {
+        // 20-byte EPB header + 5 data bytes + 12 framing = 37; the block really takes 40.
+        let bytes = ng_file(&[
+            ng_block(PCAPNG_EPB, &epb_body(&[1, 2, 3, 4, 5]), Some(37)),
+            ng_block(PCAPNG_EPB, &epb_body(&[6; 8]), None),
+        ]);
+        let (frames, report) = read_all(&bytes).unwrap();
+        assert_eq!(frames, [(1_000_000_000, 5, 5), (1_000_000_000, 8, 8)]);
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    }
+
+    #[test]
+    fn pcapng_trailer_must_agree_after_rounding() {
+        let mut block = ng_block(PCAPNG_EPB, &epb_body(&[1, 2, 3, 4, 5]), Some(37));
+        let n = block.len();
+        block[n - 4..].copy_from_slice(&44u32.to_le_bytes());
+        let err = read_all(&ng_file(&[block])).unwrap_err();
+        assert!(matches!(err.kind, ErrorKind::Malformed { .. }), "{err}");
+        assert_eq!(err.offset, Some(28 + 20));
+    }
+
+    #[test]
+    fn buffer_grows_with_data_not_with_claims() {
+        // Snap length 64 MiB and a record claiming 60 MB, in a 100-byte file.
+        let mut bytes = pcap_bytes(false, false, &[(1, 0, &[0; 60])]);
+        bytes[16..20].copy_from_slice(&(64u32 << 20).to_le_bytes());
+        bytes[24 + 8..24 + 12].copy_from_slice(&60_000_000u32.to_le_bytes());
+        let mut r = FrameReader::new(&bytes[..]).unwrap();
+        assert!(r.next_frame().unwrap().is_none());
+        assert_eq!(r.report.truncated_tail_at, Some(24));
+        assert!(r.buf.len() <= 256 << 10, "buffer grew to {}", r.buf.len());
     }
 
     #[test]
