@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::{EtherType, Ipv6ExtensionSlice, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 
 use crate::packet::{Endpoint, Mac, Proto};
 
@@ -163,6 +163,8 @@ const ETH_IPV4: u16 = 0x0800;
 const ETH_ARP: u16 = 0x0806;
 const ETH_IPV6: u16 = 0x86dd;
 const ETH_EAPOL: u16 = 0x888e;
+const ETH_MPLS_UNICAST: u16 = 0x8847;
+const ETH_MPLS_MULTICAST: u16 = 0x8848;
 
 /// Decode one frame of link type `link`.
 ///
@@ -192,7 +194,14 @@ pub fn decode_frame(link: LinkType, data: &[u8]) -> Result<Decoded, Skip> {
                 _ => decode_raw_ip(rest, &mut d),
             }
         }
-        12 | 14 | 101 | 228 | 229 => decode_raw_ip(data, &mut d),
+        12 | 14 | 101 => decode_raw_ip(data, &mut d),
+        // These two name the IP version, so a packet of the other version is not decoded.
+        228 | 229 => {
+            let version = if link.0 == 228 { 4 } else { 6 };
+            if data.first().map(|b| b >> 4) == Some(version) {
+                decode_raw_ip(data, &mut d);
+            }
+        }
         113 => {
             // SLL: packet type(2) ARPHRD(2) addr len(2) addr(8) protocol(2)
             let Some(hdr) = data.get(..16) else {
@@ -340,10 +349,33 @@ fn decode_wifi(frame: &[u8], d: &mut Decoded) -> Result<(), Skip> {
 }
 
 fn decode_raw_ip(data: &[u8], d: &mut Decoded) {
+    if let Some(ether_type) = ip_ether_type(data) {
+        decode_ether_type(ether_type, data, None, None, d);
+    }
+}
+
+/// The EtherType of an IP packet, from its version nibble.
+fn ip_ether_type(data: &[u8]) -> Option<u16> {
     match data.first().map(|b| b >> 4) {
-        Some(4) => decode_ether_type(ETH_IPV4, data, None, None, d),
-        Some(6) => decode_ether_type(ETH_IPV6, data, None, None, d),
-        _ => {}
+        Some(4) => Some(ETH_IPV4),
+        Some(6) => Some(ETH_IPV6),
+        _ => None,
+    }
+}
+
+/// Skip an MPLS label stack (4 bytes a label, up to the bottom-of-stack bit) to the IP packet
+/// under it.
+fn decode_mpls(rest: &[u8], src: Option<Mac>, dst: Option<Mac>, d: &mut Decoded) {
+    let mut at = 0;
+    while let Some(label) = rest.get(at..at + 4) {
+        at += 4;
+        if label[2] & 1 == 1 {
+            let inner = rest.get(at..).unwrap_or_default();
+            if let Some(ether_type) = ip_ether_type(inner) {
+                decode_ether_type(ether_type, inner, src, dst, d);
+            }
+            return;
+        }
     }
 }
 
@@ -364,6 +396,7 @@ fn decode_ether_type(
             d.proto |= Proto::EAPOL;
             return;
         }
+        ETH_MPLS_UNICAST | ETH_MPLS_MULTICAST => return decode_mpls(rest, src, dst, d),
         _ => {}
     }
     let sliced = LaxSlicedPacket::from_ether_type(EtherType(ether_type), rest);
@@ -378,9 +411,16 @@ fn decode_ether_type(
             }
         }
     }
-    let Some(net) = &sliced.net else { return };
+    let Some(net) = &sliced.net else {
+        if ether_type == ETH_IPV4 {
+            ipv4_fixed_header(rest, d);
+        }
+        return;
+    };
     let ip_payload: &etherparse::LaxIpPayloadSlice;
     let ip_header_start: &[u8];
+    // Only the first fragment (offset 0) starts with the transport header.
+    let first_fragment: bool;
     match net {
         LaxNetSlice::Arp(_) => {
             d.proto |= Proto::ARP;
@@ -398,6 +438,7 @@ fn decode_ether_type(
             ipv4_option_flags(h.options(), d);
             ip_payload = v4.payload();
             ip_header_start = h.slice();
+            first_fragment = h.fragments_offset().value() == 0;
         }
         LaxNetSlice::Ipv6(v6) => {
             let h = v6.header();
@@ -414,6 +455,15 @@ fn decode_ether_type(
             }
             ip_payload = v6.payload();
             ip_header_start = h.slice();
+            first_fragment = v6.extensions().clone().into_iter().all(|ext| match ext {
+                // Read the offset ourselves: etherparse 0.19's getter mixes in the low bits
+                // (RFC 8200: 13-bit offset, 2 reserved bits, M); 0.21 fixes it.
+                Ipv6ExtensionSlice::Fragment(f) => f
+                    .slice()
+                    .get(2..4)
+                    .is_some_and(|b| u16::from_be_bytes([b[0], b[1]]) >> 3 == 0),
+                _ => true,
+            });
         }
     }
     // A zero IPv4 total length (TCP segmentation offload) makes etherparse fall back to the slice.
@@ -444,26 +494,31 @@ fn decode_ether_type(
         Some(TransportSlice::Icmpv4(_)) => d.proto |= Proto::ICMP,
         Some(TransportSlice::Icmpv6(_)) => d.proto |= Proto::ICMPV6,
         None => match ip_payload.ip_number.0 {
-            // Header cut short by the snap length, or a non-first fragment: keep what we know.
+            // Header cut short by the snap length, or a fragment: keep what we know.
             6 | 17 => {
-                d.proto |= if d.ip_proto == 6 {
-                    Proto::TCP
-                } else {
-                    Proto::UDP
-                };
-                if !ip_payload.fragmented
-                    && let Some(p) = ip_payload.payload.get(..4)
-                {
+                let udp = d.ip_proto == 17;
+                d.proto |= if udp { Proto::UDP } else { Proto::TCP };
+                if !first_fragment {
+                    // A later fragment carries only payload.
+                    d.payload_len = ip_payload_len;
+                    return;
+                }
+                let header = ip_payload.payload;
+                if let Some(p) = header.get(..4) {
                     d.src_port = u16::from_be_bytes([p[0], p[1]]);
                     d.dst_port = u16::from_be_bytes([p[2], p[3]]);
-                    if d.ip_proto == 17 {
-                        d.payload_len = ip_payload_len.saturating_sub(8);
-                        udp_app_flags(&[], d);
-                    } else {
-                        tcp_app_flags(&[], d);
+                }
+                if udp {
+                    d.payload_len = ip_payload_len.saturating_sub(8);
+                    udp_app_flags(&[], d);
+                } else {
+                    // The data offset says how long the TCP header is, when it was captured.
+                    if let Some(&b) = header.get(12)
+                        && b >> 4 >= 5
+                    {
+                        d.payload_len = ip_payload_len.saturating_sub(u32::from(b >> 4) * 4);
                     }
-                } else if d.ip_proto == 17 {
-                    d.payload_len = ip_payload_len;
+                    tcp_app_flags(&[], d);
                 }
             }
             1 => d.proto |= Proto::ICMP,
@@ -471,6 +526,26 @@ fn decode_ether_type(
             _ => d.proto |= Proto::OTHER_IP,
         },
     }
+}
+
+/// An IPv4 packet whose header etherparse rejected because its options were cut off: the fixed
+/// 20-byte header still gives addresses, lengths and the protocol.
+fn ipv4_fixed_header(data: &[u8], d: &mut Decoded) {
+    let Some(h) = data.get(..20) else { return };
+    if h[0] >> 4 != 4 || h[0] & 0x0f < 5 {
+        return;
+    }
+    d.proto |= Proto::IPV4;
+    d.ip_len = u32::from(u16::from_be_bytes([h[2], h[3]]));
+    d.ip_proto = h[9];
+    let addr = |b: &[u8]| IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]));
+    set_ips(d, addr(&h[12..16]), addr(&h[16..20]));
+    d.proto |= match h[9] {
+        1 => Proto::ICMP,
+        6 => Proto::TCP,
+        17 => Proto::UDP,
+        _ => Proto::OTHER_IP,
+    };
 }
 
 /// Offset of `inner` within the allocation `outer` starts, or 0 if `inner` is not after it.
@@ -673,6 +748,105 @@ mod tests {
                 .unwrap()
                 .proto
                 .contains(Proto::EAPOL)
+        );
+    }
+
+    /// An Ethernet IPv4 UDP frame with 100 payload bytes and the given fragment field (flags and
+    /// offset in 8-byte units, as on the wire).
+    fn eth_udp_fragment(flags_offset: u16) -> Vec<u8> {
+        let mut frame = eth_udp(5353, 5353, &[0u8; 100]);
+        frame[20..22].copy_from_slice(&flags_offset.to_be_bytes());
+        frame
+    }
+
+    // tcpdump's bootp_asan-2.pcap and esp_truncated.pcap: tshark shows the ports of a first
+    // fragment, hush showed none.
+    #[test]
+    fn first_fragment_keeps_ports_later_ones_are_all_payload() {
+        let first = decode_frame(LinkType::ETHERNET, &eth_udp_fragment(0x2000)).unwrap();
+        assert_eq!((first.src_port, first.dst_port), (5353, 5353));
+        assert_eq!(first.payload_len, 100);
+        assert!(first.proto.contains(Proto::UDP | Proto::MDNS));
+
+        let later = decode_frame(LinkType::ETHERNET, &eth_udp_fragment(185)).unwrap();
+        assert_eq!((later.src_port, later.dst_port), (0, 0));
+        assert_eq!(later.payload_len, 108);
+        assert!(later.proto.contains(Proto::UDP));
+    }
+
+    #[test]
+    fn ipv6_first_fragment_keeps_ports() {
+        let mut packet = vec![0x60, 0, 0, 0, 0, 16, 44, 64];
+        packet.extend([0xfe, 0x80].iter().chain(&[0u8; 13]).chain(&[1]));
+        packet.extend([0xfe, 0x80].iter().chain(&[0u8; 13]).chain(&[2]));
+        // Fragment header: next header UDP, offset 0, more fragments; then a UDP header.
+        packet.extend([17, 0, 0, 1, 0, 0, 0, 7]);
+        packet.extend([0x14, 0xe9, 0x14, 0xe9, 0x05, 0xdc, 0, 0]);
+        let d = decode_frame(LinkType::RAW, &packet).unwrap();
+        assert!(
+            d.proto.contains(Proto::IPV6 | Proto::UDP | Proto::MDNS),
+            "{d:?}"
+        );
+        assert_eq!((d.src_port, d.dst_port, d.ip_proto), (5353, 5353, 17));
+    }
+
+    #[test]
+    fn snap_cut_tcp_header_gives_payload_from_data_offset() {
+        let builder = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(5000, 80, 1, 1000);
+        let mut frame = Vec::new();
+        builder.write(&mut frame, &[b'x'; 300]).unwrap();
+        // 14 + 20 + 13 bytes: the data offset byte is in, the rest of the TCP header is not.
+        let d = decode_frame(LinkType::ETHERNET, &frame[..47]).unwrap();
+        assert_eq!((d.src_port, d.dst_port), (5000, 80));
+        assert_eq!(d.payload_len, 300);
+        assert!(d.proto.contains(Proto::TCP | Proto::HTTP));
+    }
+
+    // tcpdump's ip_printroute_asan.pcap: a 60-byte IPv4 header (options) cut off at 46 bytes.
+    #[test]
+    fn ipv4_with_cut_options_keeps_the_fixed_header() {
+        let mut frame = eth_udp(1, 2, &[0u8; 60]);
+        frame[14] = 0x4f;
+        let d = decode_frame(LinkType::ETHERNET, &frame[..14 + 46]).unwrap();
+        assert!(d.proto.contains(Proto::IPV4 | Proto::UDP));
+        assert_eq!((d.ip_proto, d.ip_len), (17, 20 + 8 + 60));
+        assert_eq!(d.dst.unwrap().ip, Some(ipv4(8, 8, 8, 8)));
+    }
+
+    // tcpdump's tok2str-oobr-2.pcap: IPv4 under an MPLS label.
+    #[test]
+    fn mpls_label_stack_is_skipped_to_ip() {
+        let plain = eth_udp(40000, 53, &[0u8; 20]);
+        let mut frame = plain[..12].to_vec();
+        frame.extend([0x88, 0x47, 0x03, 0xe8, 0x60, 0xff, 0x03, 0xe9, 0x61, 0xff]);
+        frame.extend(&plain[14..]);
+        let d = decode_frame(LinkType::ETHERNET, &frame).unwrap();
+        assert!(d.proto.contains(Proto::IPV4 | Proto::UDP | Proto::DNS));
+        assert_eq!((d.src_port, d.dst_port), (40000, 53));
+        assert_eq!(d.src.unwrap().mac, Some(Mac([2, 0, 0, 0, 0, 1])));
+    }
+
+    // tcpdump's LINKTYPE_IPV6_invalid.pcap: an IPv4 packet under the IPv6-only link type.
+    #[test]
+    fn version_specific_raw_link_types_decode_only_their_version() {
+        let v4 = &eth_udp(1, 2, &[0u8; 8])[14..];
+        assert!(
+            decode_frame(LinkType::IPV4, v4)
+                .unwrap()
+                .proto
+                .contains(Proto::UDP)
+        );
+        assert_eq!(
+            decode_frame(LinkType::IPV6, v4).unwrap(),
+            Decoded::default()
+        );
+        assert!(
+            decode_frame(LinkType::RAW, v4)
+                .unwrap()
+                .proto
+                .contains(Proto::UDP)
         );
     }
 }
