@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use etherparse::{EtherType, Ipv6ExtensionSlice, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 
 use crate::packet::{Endpoint, Mac, Proto};
 
@@ -455,15 +455,7 @@ fn decode_ether_type(
             }
             ip_payload = v6.payload();
             ip_header_start = h.slice();
-            first_fragment = v6.extensions().clone().into_iter().all(|ext| match ext {
-                // Read the offset ourselves: etherparse 0.19's getter mixes in the low bits
-                // (RFC 8200: 13-bit offset, 2 reserved bits, M); 0.21 fixes it.
-                Ipv6ExtensionSlice::Fragment(f) => f
-                    .slice()
-                    .get(2..4)
-                    .is_some_and(|b| u16::from_be_bytes([b[0], b[1]]) >> 3 == 0),
-                _ => true,
-            });
+            first_fragment = ipv6_first_fragment(h.next_header().0, v6.extensions().slice());
         }
     }
     // A zero IPv4 total length (TCP segmentation offload) makes etherparse fall back to the slice.
@@ -546,6 +538,28 @@ fn ipv4_fixed_header(data: &[u8], d: &mut Decoded) {
         17 => Proto::UDP,
         _ => Proto::OTHER_IP,
     };
+}
+
+/// False when the IPv6 extension headers `exts` (the first of type `next`) hold a fragment header
+/// with a non-zero offset: only the first fragment starts with the transport header.
+///
+/// Walks the bytes itself: etherparse 0.19's extension iterator reads past the end of a lax slice
+/// whose chain stops early (a heap overflow under AddressSanitizer, found by the decode_frame
+/// fuzz target), and its fragment-offset getter mixes in the low bits.
+fn ipv6_first_fragment(mut next: u8, exts: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(h) = exts.get(at..at + 8) {
+        at += match next {
+            44 => return u16::from_be_bytes([h[2], h[3]]) >> 3 == 0,
+            // Hop-by-hop, routing, destination options, mobility, HIP, shim6: 8-byte units.
+            0 | 43 | 60 | 135 | 139 | 140 => (usize::from(h[1]) + 1) * 8,
+            // Authentication header: 4-byte units.
+            51 => (usize::from(h[1]) + 2) * 4,
+            _ => return true,
+        };
+        next = h[0];
+    }
+    true
 }
 
 /// Offset of `inner` within the allocation `outer` starts, or 0 if `inner` is not after it.
@@ -848,5 +862,30 @@ mod tests {
                 .proto
                 .contains(Proto::UDP)
         );
+    }
+
+    // Found by the decode_frame and read_any fuzz targets: an IPv6 header whose hop-by-hop
+    // extension names another extension that is not there. Iterating etherparse's extension
+    // slice read past the end of the frame.
+    #[test]
+    fn fuzz_ipv6_extension_chain_cut_short() {
+        let mut packet = vec![0x63, 0x30, 0x30, 0x30, 0x30, 0x30, 0x00];
+        packet.extend([0x30; 33]);
+        packet.extend([0x00, 0x00]);
+        packet.extend([0x30; 6]);
+        for link in [LinkType::RAW, LinkType::IPV6] {
+            let d = decode_frame(link, &packet).unwrap();
+            assert!(d.proto.contains(Proto::IPV6));
+        }
+    }
+
+    #[test]
+    fn ipv6_fragment_offset_is_read_past_other_extensions() {
+        // Hop-by-hop (8 bytes) then a fragment header at offset 8 (units of 8 bytes).
+        let exts = [44, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 0x40, 0, 0, 0, 1];
+        assert!(!ipv6_first_fragment(0, &exts));
+        let first = [44, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 0x01, 0, 0, 0, 1];
+        assert!(ipv6_first_fragment(0, &first));
+        assert!(ipv6_first_fragment(0, &exts[..4]));
     }
 }
