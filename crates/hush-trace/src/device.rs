@@ -1,1 +1,265 @@
-//! Being written.
+//! Which host is the device, and so which packets are outbound and which inbound.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use crate::error::{ErrorKind, Result, TraceError};
+use crate::packet::{Direction, Endpoint, EndpointId, Mac};
+use crate::trace::Trace;
+
+/// How to find the device in a trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// Every endpoint with this MAC is the device.
+    Mac(Mac),
+    /// Every endpoint with this IP is the device.
+    Ip(IpAddr),
+    /// The local endpoint seen in the most packets (IoTFlowGenerator's rule), see
+    /// [`infer_device`].
+    Infer,
+}
+
+/// What [`set_direction`] decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeviceInfo {
+    /// The device's MAC, when known.
+    pub mac: Option<Mac>,
+    /// IPs the device used in this trace.
+    pub ips: Vec<IpAddr>,
+    /// Packets sent by the device.
+    pub outbound: u64,
+    /// Packets received by the device.
+    pub inbound: u64,
+    /// Packets neither from nor to it.
+    pub unknown: u64,
+}
+
+/// Mark every packet of `trace` outbound, inbound or unknown relative to the device.
+///
+/// Fails only when `Infer` finds no local endpoint at all (an empty trace, or one with neither
+/// unicast MACs nor private IPs).
+pub fn set_direction(trace: &mut Trace, device: &DeviceSpec) -> Result<DeviceInfo> {
+    let is_device: Vec<bool> = match device {
+        DeviceSpec::Mac(mac) => trace
+            .endpoints
+            .iter()
+            .map(|e| e.mac == Some(*mac))
+            .collect(),
+        DeviceSpec::Ip(ip) => trace.endpoints.iter().map(|e| e.ip == Some(*ip)).collect(),
+        DeviceSpec::Infer => {
+            let Some(key) = infer_device(trace) else {
+                return Err(TraceError::new(ErrorKind::Invalid(
+                    "cannot infer the device: no unicast MAC or private IP in the trace; pass the device's MAC or IP"
+                        .into(),
+                ))
+                .in_file(&trace.name));
+            };
+            trace.endpoints.iter().map(|e| key.matches(e)).collect()
+        }
+    };
+    let mine = |id: EndpointId| is_device.get(id.0 as usize).copied().unwrap_or(false);
+    let mut info = DeviceInfo::default();
+    for p in &mut trace.packets {
+        p.dir = match (mine(p.src), mine(p.dst)) {
+            (true, false) => Direction::Outbound,
+            (false, true) => Direction::Inbound,
+            // Both or neither: talking to itself (loopback) is not traffic that leaves the device.
+            _ => Direction::Unknown,
+        };
+        match p.dir {
+            Direction::Outbound => info.outbound += 1,
+            Direction::Inbound => info.inbound += 1,
+            Direction::Unknown => info.unknown += 1,
+        }
+    }
+    for (e, _) in trace.endpoints.iter().zip(&is_device).filter(|(_, m)| **m) {
+        if info.mac.is_none() {
+            info.mac = e.mac;
+        }
+        if let Some(ip) = e.ip
+            && !info.ips.contains(&ip)
+        {
+            info.ips.push(ip);
+        }
+    }
+    info.ips.sort();
+    Ok(info)
+}
+
+/// The key that identifies an inferred device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceKey {
+    /// A unicast MAC.
+    Mac(Mac),
+    /// A private, link-local or unique-local IP (for captures without link-layer addresses).
+    Ip(IpAddr),
+}
+
+impl DeviceKey {
+    /// Whether an endpoint belongs to this device.
+    pub fn matches(&self, e: &Endpoint) -> bool {
+        match self {
+            DeviceKey::Mac(m) => e.mac == Some(*m),
+            DeviceKey::Ip(ip) => e.ip == Some(*ip),
+        }
+    }
+}
+
+/// The local endpoint seen in the most packets, as source or destination.
+///
+/// Local means a unicast MAC when the capture has link-layer addresses (broadcast and multicast
+/// MACs never count), else a private, link-local or unique-local unicast IP. In a single-device
+/// capture that is the device: every packet of the capture is to or from it, while the router
+/// and other hosts see only part of them. Ties go to the address seen first.
+pub fn infer_device(trace: &Trace) -> Option<DeviceKey> {
+    let mut counts: FxHashMap<DeviceKey, (u64, usize)> = FxHashMap::default();
+    let has_macs = trace.endpoints.iter().any(|e| e.mac.is_some());
+    let key_of = |id: EndpointId| -> Option<DeviceKey> {
+        let e = trace.endpoint(id);
+        if has_macs {
+            e.mac.filter(|m| !m.is_group()).map(DeviceKey::Mac)
+        } else {
+            e.ip.filter(is_local_unicast).map(DeviceKey::Ip)
+        }
+    };
+    for (i, p) in trace.packets.iter().enumerate() {
+        let src = key_of(p.src);
+        let dst = key_of(p.dst);
+        for key in [src, dst].into_iter().flatten() {
+            counts.entry(key).or_insert((0, i)).0 += 1;
+        }
+        // A packet to itself counts once.
+        if src.is_some() && src == dst {
+            if let Some(k) = src {
+                counts.entry(k).or_insert((0, i)).0 -= 1;
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.0.cmp(&b.1.0).then_with(|| b.1.1.cmp(&a.1.1)))
+        .map(|(k, _)| k)
+}
+
+/// Private (RFC 1918), link-local, or IPv6 unique-local/link-local unicast.
+pub fn is_local_unicast(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Read an IoT Sentinel `_iotdevice-mac.txt`: one MAC address, surrounding whitespace ignored.
+pub fn read_device_mac_file(path: impl AsRef<Path>) -> Result<Mac> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|e| TraceError::from(e).in_file(path))?;
+    let token = text.split_whitespace().next().unwrap_or_default();
+    token.parse().map_err(|e: crate::packet::ParseMacError| {
+        TraceError::new(ErrorKind::Invalid(e.to_string()))
+            .at_line(1)
+            .in_file(path)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::ipv4;
+    use crate::packet::Packet;
+
+    fn trace_with(endpoints: Vec<Endpoint>, pairs: &[(u32, u32)]) -> Trace {
+        Trace {
+            name: "t".into(),
+            packets: pairs
+                .iter()
+                .enumerate()
+                .map(|(i, (s, d))| Packet {
+                    t_ns: i as i64,
+                    src: EndpointId(*s),
+                    dst: EndpointId(*d),
+                    ..Packet::default()
+                })
+                .collect(),
+            endpoints,
+            ..Trace::default()
+        }
+    }
+
+    #[test]
+    fn infers_the_busiest_unicast_mac() {
+        let dev = Mac([0, 0x17, 0x88, 1, 2, 3]);
+        let router = Mac([0, 1, 2, 3, 4, 5]);
+        let eps = vec![
+            Endpoint {
+                mac: Some(dev),
+                ip: Some(ipv4(192, 168, 1, 5)),
+            },
+            Endpoint {
+                mac: Some(router),
+                ip: Some(ipv4(8, 8, 8, 8)),
+            },
+            Endpoint {
+                mac: Some(Mac::BROADCAST),
+                ip: None,
+            },
+            Endpoint {
+                mac: Some(router),
+                ip: None,
+            },
+        ];
+        // Device talks to the internet via the router and broadcasts; the router also ARPs.
+        let mut t = trace_with(eps, &[(0, 1), (1, 0), (0, 2), (0, 2), (0, 2), (3, 2)]);
+        assert_eq!(infer_device(&t), Some(DeviceKey::Mac(dev)));
+        let info = set_direction(&mut t, &DeviceSpec::Infer).unwrap();
+        assert_eq!((info.outbound, info.inbound, info.unknown), (4, 1, 1));
+        assert_eq!(info.mac, Some(dev));
+        assert_eq!(info.ips, vec![ipv4(192, 168, 1, 5)]);
+    }
+
+    #[test]
+    fn infers_a_private_ip_without_macs() {
+        let eps = vec![
+            Endpoint {
+                mac: None,
+                ip: Some(ipv4(10, 0, 0, 7)),
+            },
+            Endpoint {
+                mac: None,
+                ip: Some(ipv4(52, 1, 2, 3)),
+            },
+        ];
+        let t = trace_with(eps, &[(0, 1), (1, 0), (1, 0)]);
+        assert_eq!(infer_device(&t), Some(DeviceKey::Ip(ipv4(10, 0, 0, 7))));
+    }
+
+    #[test]
+    fn empty_trace_cannot_infer() {
+        let mut t = Trace::default();
+        assert!(set_direction(&mut t, &DeviceSpec::Infer).is_err());
+    }
+
+    #[test]
+    fn mac_file_parses_and_rejects() {
+        let dir = std::env::temp_dir().join(format!("hush-device-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.txt");
+        std::fs::write(&good, "  00:17:88:2b:9a:0c\n").unwrap();
+        assert_eq!(
+            read_device_mac_file(&good).unwrap().to_string(),
+            "00:17:88:2b:9a:0c"
+        );
+        let bad = dir.join("bad.txt");
+        std::fs::write(&bad, "hello").unwrap();
+        let err = read_device_mac_file(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.txt") && err.contains("not a MAC"),
+            "{err}"
+        );
+    }
+}
