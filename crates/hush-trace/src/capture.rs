@@ -96,6 +96,8 @@ pub struct FrameReader<R> {
     base: u64,
     eof: bool,
     state: State,
+    /// The link type of the last record and its name, the key of [`ReadReport::link_types`].
+    last_link: Option<(LinkType, String)>,
     /// Counts and anomalies so far.
     pub report: ReadReport,
 }
@@ -117,6 +119,7 @@ impl<R: Read> FrameReader<R> {
                 link: LinkType(1),
                 max_caplen: 0,
             },
+            last_link: None,
             report: ReadReport::default(),
         };
         if !r.fill(4)? {
@@ -274,11 +277,17 @@ impl<R: Read> FrameReader<R> {
         if caplen < orig_len {
             self.report.snap_truncated += 1;
         }
-        // Link names are few; avoid a String allocation per record for the common case.
-        if let Some(n) = self.report.link_types.get_mut(link_key(link).as_str()) {
+        // Link names are few and usually one: keep the last name so a record costs no allocation.
+        if self.last_link.as_ref().is_none_or(|(l, _)| *l != link) {
+            self.last_link = Some((link, link.name()));
+        }
+        let Some((_, name)) = &self.last_link else {
+            unreachable!("bug: last_link was just set")
+        };
+        if let Some(n) = self.report.link_types.get_mut(name.as_str()) {
             *n += 1;
         } else {
-            self.report.link_types.insert(link_key(link), 1);
+            self.report.link_types.insert(name.clone(), 1);
         }
     }
 
@@ -542,10 +551,6 @@ fn block_name(block_type: u32) -> &'static str {
         PCAPNG_SPB => "pcapng simple packet block",
         _ => "pcapng block",
     }
-}
-
-fn link_key(link: LinkType) -> String {
-    link.name()
 }
 
 fn u32_at(b: &[u8], big_endian: bool) -> u32 {

@@ -76,8 +76,10 @@ impl<R: Read> PacketStream<R> {
             };
             let src = decoded.src.unwrap_or(none);
             let dst = decoded.dst.unwrap_or(none);
+            // Replies reverse the pair, so check both orientations before hashing.
             let (src_id, dst_id) = match self.last_pair {
                 Some((s, d, si, di)) if s == src && d == dst => (si, di),
+                Some((s, d, si, di)) if s == dst && d == src => (di, si),
                 _ => {
                     let ids = (self.endpoints.intern(src), self.endpoints.intern(dst));
                     self.last_pair = Some((src, dst, ids.0, ids.1));
@@ -190,4 +192,53 @@ fn looks_like_text(head: &[u8]) -> bool {
         && head
             .iter()
             .all(|&b| matches!(b, b'\t' | b'\n' | b'\r' | 0x20..=0x7e | 0x80..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn pcap_of(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+            out.extend(v.to_le_bytes());
+        }
+        for (i, f) in frames.iter().enumerate() {
+            for v in [i as u32, 0, f.len() as u32, f.len() as u32] {
+                out.extend(v.to_le_bytes());
+            }
+            out.extend(f);
+        }
+        out
+    }
+
+    fn udp(from: [u8; 4], to: [u8; 4]) -> Vec<u8> {
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, from[3]], [2, 0, 0, 0, 0, to[3]])
+            .ipv4(from, to, 64)
+            .udp(1000, 2000)
+            .write(&mut frame, &[0; 10])
+            .unwrap();
+        frame
+    }
+
+    #[test]
+    fn replies_and_new_pairs_get_the_right_endpoint_ids() {
+        let (a, b, c) = ([10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 3]);
+        let bytes = pcap_of(&[udp(a, b), udp(b, a), udp(a, b), udp(c, a), udp(a, c)]);
+        let trace = read_from(&bytes[..], "t", ReadOptions::default()).unwrap();
+        let ip = |id: EndpointId| trace.endpoint(id).ip.unwrap().to_string();
+        let pairs: Vec<(String, String)> = trace
+            .packets
+            .iter()
+            .map(|p| (ip(p.src), ip(p.dst)))
+            .collect();
+        let expected = [(a, b), (b, a), (a, b), (c, a), (a, c)].map(|(s, d)| {
+            let s = std::net::Ipv4Addr::from(s).to_string();
+            (s, std::net::Ipv4Addr::from(d).to_string())
+        });
+        assert_eq!(pairs, expected);
+        assert_eq!(trace.endpoints.len(), 3);
+    }
 }
