@@ -111,11 +111,11 @@ impl DeviceKey {
 /// The local endpoint seen in the most packets, as source or destination.
 ///
 /// Local means a unicast MAC when the capture has link-layer addresses (broadcast and multicast
-/// MACs never count), else a private, link-local or unique-local unicast IP. In a single-device
-/// capture that is the device: every packet of the capture is to or from it, while the router
-/// and other hosts see only part of them. Ties go to the address seen first.
+/// MACs never count), else a private, link-local or unique-local unicast IP. A MAC that carries a
+/// public IPv4 address is a router forwarding internet traffic, so it ranks below every MAC that
+/// does not. In a single-device capture the result is the device: every packet is to or from it,
+/// while the router and other hosts see only part of them. Ties go to the address seen first.
 pub fn infer_device(trace: &Trace) -> Option<DeviceKey> {
-    let mut counts: FxHashMap<DeviceKey, (u64, usize)> = FxHashMap::default();
     let has_macs = trace.endpoints.iter().any(|e| e.mac.is_some());
     let key_of = |id: EndpointId| -> Option<DeviceKey> {
         let e = trace.endpoint(id);
@@ -125,22 +125,35 @@ pub fn infer_device(trace: &Trace) -> Option<DeviceKey> {
             e.ip.filter(is_local_unicast).map(DeviceKey::Ip)
         }
     };
+    // key -> (packets, first packet index, carries a public IPv4 address)
+    let mut counts: FxHashMap<DeviceKey, (u64, usize, bool)> = FxHashMap::default();
     for (i, p) in trace.packets.iter().enumerate() {
         let src = key_of(p.src);
         let dst = key_of(p.dst);
-        for key in [src, dst].into_iter().flatten() {
-            counts.entry(key).or_insert((0, i)).0 += 1;
-        }
-        // A packet to itself counts once.
-        if src.is_some() && src == dst {
-            if let Some(k) = src {
-                counts.entry(k).or_insert((0, i)).0 -= 1;
+        for (key, id) in [(src, p.src), (dst, p.dst)] {
+            let Some(key) = key else { continue };
+            let entry = counts.entry(key).or_insert((0, i, false));
+            // A packet to itself counts once.
+            if !(id == p.dst && src == dst) {
+                entry.0 += 1;
+            }
+            if let Some(IpAddr::V4(v4)) = trace.endpoint(id).ip {
+                entry.2 |= !(v4.is_private()
+                    || v4.is_link_local()
+                    || v4.is_loopback()
+                    || v4.is_unspecified())
+                    && !v4.is_multicast()
+                    && !v4.is_broadcast();
             }
         }
     }
     counts
         .into_iter()
-        .max_by(|a, b| a.1.0.cmp(&b.1.0).then_with(|| b.1.1.cmp(&a.1.1)))
+        .max_by(|a, b| {
+            let (pa, fa, ra) = a.1;
+            let (pb, fb, rb) = b.1;
+            rb.cmp(&ra).then(pa.cmp(&pb)).then(fb.cmp(&fa))
+        })
         .map(|(k, _)| k)
 }
 
@@ -220,6 +233,25 @@ mod tests {
         assert_eq!((info.outbound, info.inbound, info.unknown), (4, 1, 1));
         assert_eq!(info.mac, Some(dev));
         assert_eq!(info.ips, vec![ipv4(192, 168, 1, 5)]);
+    }
+
+    #[test]
+    fn two_hosts_tie_goes_to_the_one_without_a_public_ip() {
+        let eps = vec![
+            Endpoint {
+                mac: Some(Mac([0, 1, 2, 3, 4, 5])),
+                ip: Some(ipv4(205, 251, 203, 83)),
+            },
+            Endpoint {
+                mac: Some(Mac([0x50, 0xc7, 0xbf, 1, 2, 3])),
+                ip: Some(ipv4(192, 168, 1, 159)),
+            },
+        ];
+        let t = trace_with(eps, &[(0, 1), (1, 0)]);
+        assert_eq!(
+            infer_device(&t),
+            Some(DeviceKey::Mac(Mac([0x50, 0xc7, 0xbf, 1, 2, 3])))
+        );
     }
 
     #[test]
