@@ -21,7 +21,9 @@ pub fn shared_data(sub: &str) -> Option<PathBuf> {
     match shared_data_dir().map(|d| d.join(sub)) {
         Some(d) if d.is_dir() => Some(d),
         _ => {
-            eprintln!("skipped: real data folder {sub:?} not found (set HUSH_DATA or place ../shared/data)");
+            eprintln!(
+                "skipped: real data folder {sub:?} not found (set HUSH_DATA or place ../shared/data)"
+            );
             None
         }
     }
