@@ -687,11 +687,25 @@ impl Row {
             (None, Some(_)) => Some(4),
             (None, None) => None,
         };
-        p.ip_proto = match (self.ip_proto, self.transport_hint) {
-            (Some(n), _) => n,
-            (None, Some(hint)) => hint,
-            (None, None) => 0,
+        let tshark_icmp = self.tshark_proto.map(|t| {
+            if t.contains(Proto::ICMPV6) {
+                58
+            } else if t.contains(Proto::ICMP) {
+                1
+            } else {
+                0
+            }
+        });
+        p.ip_proto = match (self.ip_proto, tshark_icmp, self.transport_hint) {
+            (Some(n), _, _) => n,
+            (None, Some(icmp @ (1 | 58)), _) => icmp,
+            (None, _, Some(hint)) => hint,
+            (None, _, None) => 0,
         };
+        // tshark's port and length fields of an ICMP error describe the packet it quotes.
+        if matches!(p.ip_proto, 1 | 58) && self.transport_hint.is_some() {
+            (p.src_port, p.dst_port, p.payload_len) = (0, 0, 0);
+        }
         p.proto = match (self.proto, self.tshark_proto) {
             // hush's own column is exact: nothing is derived.
             (Some(proto), _) => proto,
@@ -799,10 +813,17 @@ fn parse_endpoint(field: &str, cell: &str) -> Result<Endpoint> {
 }
 
 /// hush flag names (`IPV4:TCP:TLS`, any case) or tshark's `frame.protocols` names
-/// (`eth:ethertype:ip:tcp:tls`); names that map to no flag (`eth`, `data`) are ignored.
+/// (`eth:ethertype:ip:tcp:tls`); names that map to no flag (`eth`, `data`) are ignored. tshark
+/// lists an ICMP error's quoted packet after `icmp`, so the list ends there, as the pcap decoder
+/// stops at the outer header.
 fn parse_protocols(cell: &str) -> Proto {
     let mut proto = Proto::empty();
     for token in cell.split(':').map(str::trim) {
+        match token {
+            "icmp" => return proto | Proto::ICMP,
+            "icmpv6" => return proto | Proto::ICMPV6,
+            _ => {}
+        }
         // hush's own names first: tshark's `dhcp` also means BOOTP, hush's `DHCP` does not.
         if let Some(flag) = Proto::from_name(token) {
             proto |= flag;
@@ -910,6 +931,10 @@ mod tests {
         );
         assert_eq!(parse_protocols("eth:llc:data"), Proto::LLC);
         assert_eq!(parse_protocols("DHCP"), Proto::DHCP);
+        assert_eq!(
+            parse_protocols("eth:ethertype:ip:icmp:ip:udp:dns"),
+            Proto::IPV4 | Proto::ICMP
+        );
         assert_eq!(parse_protocols("dhcp"), Proto::DHCP | Proto::BOOTP);
     }
 }

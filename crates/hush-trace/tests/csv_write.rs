@@ -149,10 +149,12 @@ udp.length\tip.len\tframe.number
             ip: ip("ff02::fb")
         }
     );
-    // The outer header's values come first.
+    // The outer header's values come first; the quoted packet's ports and protocols are not the
+    // ICMP packet's.
     assert_eq!(t.endpoint(icmp.src).ip, ip("192.168.1.1"));
     assert_eq!((icmp.ip_proto, icmp.ip_len), (1, 56));
-    assert_eq!(icmp.proto, Proto::IPV4 | Proto::ICMP | Proto::UDP);
+    assert_eq!((icmp.src_port, icmp.dst_port, icmp.payload_len), (0, 0, 0));
+    assert_eq!(icmp.proto, Proto::IPV4 | Proto::ICMP);
 }
 
 #[test]
