@@ -190,6 +190,20 @@ fn print_one(out: &mut impl Write, s: &TraceSummary) -> Result<()> {
             )?;
         }
     }
+    if s.local_devices.len() > 1 {
+        writeln!(out, "\nlocal devices (busiest first)")?;
+        for d in &s.local_devices {
+            writeln!(
+                out,
+                "  {:<20} out {:>8} pkts {:>10}   in {:>8} pkts {:>10}",
+                d.device,
+                d.outbound.packets,
+                human_bytes(d.outbound.bytes),
+                d.inbound.packets,
+                human_bytes(d.inbound.bytes)
+            )?;
+        }
+    }
     writeln!(out, "\nprotocols")?;
     for p in &s.protocols {
         writeln!(

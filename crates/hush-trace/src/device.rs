@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::error::{ErrorKind, Result, TraceError};
 use crate::packet::{Direction, Endpoint, EndpointId, Mac};
+use crate::trace::EndpointTable;
 use crate::trace::Trace;
 
 /// How to find the device in a trace.
@@ -157,6 +158,108 @@ pub fn infer_device(trace: &Trace) -> Option<DeviceKey> {
         .map(|(k, _)| k)
 }
 
+/// Split a multi-device home capture into one trace per local device, each with directions set
+/// relative to that device and its own endpoint table.
+///
+/// The local devices are the keys [`infer_device`] would consider (unicast MACs, or private IPs in
+/// a capture without MACs) that never carry a public IPv4 address: a MAC that does is a router
+/// forwarding internet traffic, not a device. Devices are returned busiest first; each trace
+/// holds every packet sent or received by its device, so a packet between two local devices
+/// appears in both traces (outbound in one, inbound in the other).
+pub fn split_by_device(trace: &Trace) -> Vec<(DeviceKey, Trace)> {
+    let has_macs = trace.endpoints.iter().any(|e| e.mac.is_some());
+    let key_of = |e: &Endpoint| -> Option<DeviceKey> {
+        if has_macs {
+            e.mac.filter(|m| !m.is_group()).map(DeviceKey::Mac)
+        } else {
+            e.ip.filter(is_local_unicast).map(DeviceKey::Ip)
+        }
+    };
+    let endpoint_key: Vec<Option<DeviceKey>> = trace.endpoints.iter().map(key_of).collect();
+    let mut routers: Vec<DeviceKey> = Vec::new();
+    for (e, key) in trace.endpoints.iter().zip(&endpoint_key) {
+        if let (Some(key), Some(IpAddr::V4(v4))) = (key, e.ip)
+            && is_public_v4(&v4)
+            && !routers.contains(key)
+        {
+            routers.push(*key);
+        }
+    }
+    let key = |id: EndpointId| {
+        endpoint_key
+            .get(id.0 as usize)
+            .copied()
+            .flatten()
+            .filter(|k| !routers.contains(k))
+    };
+    // Packets per device, in time order.
+    let mut members: FxHashMap<DeviceKey, Vec<usize>> = FxHashMap::default();
+    for (i, p) in trace.packets.iter().enumerate() {
+        let (s, d) = (key(p.src), key(p.dst));
+        if let Some(s) = s {
+            members.entry(s).or_default().push(i);
+        }
+        if let Some(d) = d
+            && Some(d) != s
+        {
+            members.entry(d).or_default().push(i);
+        }
+    }
+    let mut out: Vec<(DeviceKey, Trace)> = members
+        .into_iter()
+        .map(|(device, idx)| {
+            let mut table = EndpointTable::default();
+            let packets = idx
+                .iter()
+                .map(|&i| {
+                    let mut p = trace.packets[i];
+                    p.src = table.intern(*trace.endpoint(p.src));
+                    p.dst = table.intern(*trace.endpoint(p.dst));
+                    p
+                })
+                .collect();
+            let name = match device {
+                DeviceKey::Mac(m) => format!("{}#{m}", trace.name),
+                DeviceKey::Ip(ip) => format!("{}#{ip}", trace.name),
+            };
+            let mut t = Trace {
+                name,
+                packets,
+                endpoints: table.into_list(),
+                report: trace.report.clone(),
+            };
+            for p in &mut t.packets {
+                let (s, d) = (
+                    device.matches(&t.endpoints[p.src.0 as usize]),
+                    device.matches(&t.endpoints[p.dst.0 as usize]),
+                );
+                p.dir = match (s, d) {
+                    (true, false) => Direction::Outbound,
+                    (false, true) => Direction::Inbound,
+                    _ => Direction::Unknown,
+                };
+            }
+            (device, t)
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.1.packets
+            .len()
+            .cmp(&a.1.packets.len())
+            .then_with(|| format!("{:?}", a.0).cmp(&format!("{:?}", b.0)))
+    });
+    out
+}
+
+fn is_public_v4(v4: &std::net::Ipv4Addr) -> bool {
+    !(v4.is_private()
+        || v4.is_link_local()
+        || v4.is_loopback()
+        || v4.is_unspecified()
+        || v4.is_multicast()
+        || v4.is_broadcast())
+}
+
 /// Private (RFC 1918), link-local, or IPv6 unique-local/link-local unicast.
 pub fn is_local_unicast(ip: &IpAddr) -> bool {
     match ip {
@@ -268,6 +371,51 @@ mod tests {
         ];
         let t = trace_with(eps, &[(0, 1), (1, 0), (1, 0)]);
         assert_eq!(infer_device(&t), Some(DeviceKey::Ip(ipv4(10, 0, 0, 7))));
+    }
+
+    #[test]
+    fn home_capture_splits_into_devices_without_the_router() {
+        let plug = Mac([0x50, 0xc7, 0xbf, 1, 2, 3]);
+        let cam = Mac([0x00, 0x62, 0x6e, 4, 5, 6]);
+        let router = Mac([0, 1, 2, 3, 4, 5]);
+        let eps = vec![
+            Endpoint {
+                mac: Some(plug),
+                ip: Some(ipv4(192, 168, 1, 10)),
+            },
+            Endpoint {
+                mac: Some(router),
+                ip: Some(ipv4(52, 1, 2, 3)),
+            },
+            Endpoint {
+                mac: Some(cam),
+                ip: Some(ipv4(192, 168, 1, 11)),
+            },
+            Endpoint {
+                mac: Some(router),
+                ip: Some(ipv4(34, 5, 6, 7)),
+            },
+            Endpoint {
+                mac: Some(Mac::BROADCAST),
+                ip: None,
+            },
+        ];
+        // plug <-> internet, cam <-> internet (twice), plug -> cam, cam broadcasts.
+        let t = trace_with(
+            eps,
+            &[(0, 1), (1, 0), (2, 3), (3, 2), (2, 3), (0, 2), (2, 4)],
+        );
+        let split = split_by_device(&t);
+        let keys: Vec<DeviceKey> = split.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, [DeviceKey::Mac(cam), DeviceKey::Mac(plug)]);
+        let (_, cam_t) = &split[0];
+        let dirs: Vec<Direction> = cam_t.packets.iter().map(|p| p.dir).collect();
+        use Direction::{Inbound as I, Outbound as O};
+        assert_eq!(dirs, [O, I, O, I, O]);
+        let (_, plug_t) = &split[1];
+        assert_eq!(plug_t.packets.len(), 3);
+        assert_eq!(plug_t.packets[2].dir, O);
+        assert!(plug_t.endpoints.len() <= 3);
     }
 
     #[test]

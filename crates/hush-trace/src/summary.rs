@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
+use crate::device::{DeviceKey, split_by_device};
 use crate::packet::{Direction, EndpointId, Packet};
 use crate::trace::{ReadReport, Trace};
 
@@ -65,6 +66,17 @@ pub struct DeviceSummary {
     pub top_remotes: Vec<(String, u64, u64)>,
 }
 
+/// One local device of a (possibly multi-device) capture, from [`split_by_device`].
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalDeviceSummary {
+    /// The device's MAC (or IP, for captures without link-layer addresses).
+    pub device: String,
+    /// Sent by it.
+    pub outbound: Counts,
+    /// Received by it.
+    pub inbound: Counts,
+}
+
 /// Per-protocol totals.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProtocolSummary {
@@ -97,6 +109,8 @@ pub struct TraceSummary {
     pub flows: usize,
     /// The device's view, when directions are known.
     pub device: Option<DeviceSummary>,
+    /// Every local device seen (a home capture holds several), busiest first.
+    pub local_devices: Vec<LocalDeviceSummary>,
     /// Protocol flags by packet count, most common first.
     pub protocols: Vec<ProtocolSummary>,
     /// The largest flows by bytes.
@@ -206,7 +220,31 @@ impl TraceSummary {
             }
         });
 
+        let local_devices = split_by_device(trace)
+            .into_iter()
+            .map(|(key, t)| {
+                let (mut outbound, mut inbound) = (Counts::default(), Counts::default());
+                for p in &t.packets {
+                    match p.dir {
+                        Direction::Outbound => outbound.add(p),
+                        Direction::Inbound => inbound.add(p),
+                        Direction::Unknown => {}
+                    }
+                }
+                let device = match key {
+                    DeviceKey::Mac(m) => m.to_string(),
+                    DeviceKey::Ip(ip) => ip.to_string(),
+                };
+                LocalDeviceSummary {
+                    device,
+                    outbound,
+                    inbound,
+                }
+            })
+            .collect();
+
         TraceSummary {
+            local_devices,
             name: trace.name.clone(),
             packets: packets.len() as u64,
             bytes,

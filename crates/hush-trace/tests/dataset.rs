@@ -76,3 +76,56 @@ fn manifest_names_files_labels_and_devices() {
         .to_string();
     assert!(err.contains(":2:") && err.contains("device"), "{err}");
 }
+
+#[test]
+fn two_devices_in_one_capture_split_back_apart() {
+    use hush_trace::device::{DeviceKey, read_device_mac_file, split_by_device};
+    use hush_trace::{EndpointTable, ReadOptions, Trace, read_trace};
+    let Some(dir) = shared_data("iot-sentinel") else {
+        return;
+    };
+    // Two devices captured on the same network, merged as a home capture would hold them.
+    let parts = ["Aria/Setup-A-1-STA.pcap", "HueBridge/Setup-A-1-STA.pcap"];
+    let mut table = EndpointTable::default();
+    let mut merged = Trace {
+        name: "home".into(),
+        ..Trace::default()
+    };
+    let mut macs = Vec::new();
+    for part in parts {
+        let path = dir.join(part);
+        let t = read_trace(&path, ReadOptions::default()).expect("read");
+        let folder = path.parent().expect("folder");
+        macs.push((
+            read_device_mac_file(folder.join("_iotdevice-mac.txt")).expect("mac"),
+            t.packets.len(),
+        ));
+        for p in &t.packets {
+            let mut p = *p;
+            p.src = table.intern(*t.endpoint(p.src));
+            p.dst = table.intern(*t.endpoint(p.dst));
+            merged.packets.push(p);
+        }
+    }
+    merged.endpoints = table.into_list();
+    merged.sort_by_time();
+    let split = split_by_device(&merged);
+    for (mac, packets_in_own_capture) in macs {
+        let (_, t) = split
+            .iter()
+            .find(|(k, _)| *k == DeviceKey::Mac(mac))
+            .expect("device found");
+        let sent_or_received = t
+            .packets
+            .iter()
+            .filter(|p| p.dir != Direction::Unknown)
+            .count();
+        // Every packet of a device's trace is to or from it, and it has at most its own capture's
+        // packets (the rest of a capture is other hosts' broadcasts).
+        assert_eq!(sent_or_received, t.packets.len());
+        assert!(
+            t.packets.len() <= packets_in_own_capture
+                && t.packets.len() * 2 > packets_in_own_capture
+        );
+    }
+}
