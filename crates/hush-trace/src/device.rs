@@ -118,14 +118,7 @@ impl DeviceKey {
 /// while the router and other hosts see only part of them. Ties go to the address seen first.
 pub fn infer_device(trace: &Trace) -> Option<DeviceKey> {
     let has_macs = trace.endpoints.iter().any(|e| e.mac.is_some());
-    let key_of = |id: EndpointId| -> Option<DeviceKey> {
-        let e = trace.endpoint(id);
-        if has_macs {
-            e.mac.filter(|m| !m.is_group()).map(DeviceKey::Mac)
-        } else {
-            e.ip.filter(is_local_unicast).map(DeviceKey::Ip)
-        }
-    };
+    let key_of = |id: EndpointId| local_key(trace.endpoint(id), has_macs);
     // key -> (packets, first packet index, carries a public IPv4 address)
     let mut counts: FxHashMap<DeviceKey, (u64, usize, bool)> = FxHashMap::default();
     for (i, p) in trace.packets.iter().enumerate() {
@@ -168,13 +161,7 @@ pub fn infer_device(trace: &Trace) -> Option<DeviceKey> {
 /// appears in both traces (outbound in one, inbound in the other).
 pub fn split_by_device(trace: &Trace) -> Vec<(DeviceKey, Trace)> {
     let has_macs = trace.endpoints.iter().any(|e| e.mac.is_some());
-    let key_of = |e: &Endpoint| -> Option<DeviceKey> {
-        if has_macs {
-            e.mac.filter(|m| !m.is_group()).map(DeviceKey::Mac)
-        } else {
-            e.ip.filter(is_local_unicast).map(DeviceKey::Ip)
-        }
-    };
+    let key_of = |e: &Endpoint| local_key(e, has_macs);
     let endpoint_key: Vec<Option<DeviceKey>> = trace.endpoints.iter().map(key_of).collect();
     let mut routers: Vec<DeviceKey> = Vec::new();
     for (e, key) in trace.endpoints.iter().zip(&endpoint_key) {
@@ -249,6 +236,16 @@ pub fn split_by_device(trace: &Trace) -> Vec<(DeviceKey, Trace)> {
             .then_with(|| format!("{:?}", a.0).cmp(&format!("{:?}", b.0)))
     });
     out
+}
+
+/// The device key an endpoint would have: its unicast MAC when the capture has MACs, else its
+/// private, link-local or unique-local IP.
+fn local_key(e: &Endpoint, has_macs: bool) -> Option<DeviceKey> {
+    if has_macs {
+        e.mac.filter(|m| !m.is_group()).map(DeviceKey::Mac)
+    } else {
+        e.ip.filter(is_local_unicast).map(DeviceKey::Ip)
+    }
 }
 
 fn is_public_v4(v4: &std::net::Ipv4Addr) -> bool {

@@ -98,18 +98,22 @@ pub fn group_train_test(ds: &Dataset, test_fraction: f64, seed: u64) -> Result<F
         groups.shuffle(&mut rng);
         let n_test =
             ((groups.len() as f64 * test_fraction).round() as usize).clamp(1, groups.len() - 1);
-        for (j, (_, idx)) in groups.iter().enumerate() {
-            let side = if j < n_test {
-                &mut fold.test
-            } else {
-                &mut fold.train
-            };
-            side.extend(idx);
-        }
+        deal(&groups, n_test, &mut fold.test, &mut fold.train);
     }
     fold.train.sort_unstable();
     fold.test.sort_unstable();
     Ok(fold)
+}
+
+/// The first `n` groups' traces go to `first`, the rest to `rest`.
+fn deal(groups: &[(&str, Vec<usize>)], n: usize, first: &mut Vec<usize>, rest: &mut Vec<usize>) {
+    for (j, (_, idx)) in groups.iter().enumerate() {
+        if j < n {
+            first.extend(idx)
+        } else {
+            rest.extend(idx)
+        }
+    }
 }
 
 /// Split by time: per label, groups ordered by their first packet; the earliest
@@ -140,14 +144,7 @@ pub fn time_split(ds: &Dataset, train_fraction: f64) -> Result<Fold> {
         groups.sort_by(|a, b| start(&a.1).cmp(&start(&b.1)).then_with(|| a.0.cmp(b.0)));
         let n_train =
             ((groups.len() as f64 * train_fraction).round() as usize).clamp(1, groups.len() - 1);
-        for (j, (_, idx)) in groups.iter().enumerate() {
-            let side = if j < n_train {
-                &mut fold.train
-            } else {
-                &mut fold.test
-            };
-            side.extend(idx);
-        }
+        deal(&groups, n_train, &mut fold.train, &mut fold.test);
     }
     fold.train.sort_unstable();
     fold.test.sort_unstable();
