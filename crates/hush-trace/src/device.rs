@@ -132,12 +132,7 @@ pub fn infer_device(trace: &Trace) -> Option<DeviceKey> {
                 entry.0 += 1;
             }
             if let Some(IpAddr::V4(v4)) = trace.endpoint(id).ip {
-                entry.2 |= !(v4.is_private()
-                    || v4.is_link_local()
-                    || v4.is_loopback()
-                    || v4.is_unspecified())
-                    && !v4.is_multicast()
-                    && !v4.is_broadcast();
+                entry.2 |= is_public_v4(&v4);
             }
         }
     }

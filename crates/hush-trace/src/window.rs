@@ -96,7 +96,8 @@ pub fn slot_windows(packets: &[Packet], cfg: &SlotConfig) -> SlotWindows {
     let (Some(first), Some(last)) = (packets.first(), packets.last()) else {
         return out;
     };
-    if cfg.slots == 0 || !(cfg.window_s > 0.0) {
+    // NaN and non-positive lengths give no window.
+    if cfg.slots == 0 || cfg.window_s.is_nan() || cfg.window_s <= 0.0 {
         return out;
     }
     let window_ns = (cfg.window_s * 1e9).round().max(1.0) as i64;
@@ -107,10 +108,7 @@ pub fn slot_windows(packets: &[Packet], cfg: &SlotConfig) -> SlotWindows {
     let t0 = first.t_ns;
     let mut begin = 0usize;
     let mut k = 0i64;
-    loop {
-        let Some(start) = k.checked_mul(stride_ns).and_then(|o| t0.checked_add(o)) else {
-            break;
-        };
+    while let Some(start) = k.checked_mul(stride_ns).and_then(|o| t0.checked_add(o)) {
         if start > last.t_ns {
             break;
         }
