@@ -1,0 +1,1073 @@
+//! The engine: a [`Shaper`] for the outbound direction and a [`Receiver`] for the inbound one.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::ShapeRng;
+use crate::crypto::{Opener, Sealer, Session};
+use crate::dist::DistError;
+use crate::frame::{
+    Flags, HEADER_BYTES, Header, HeaderError, LENGTH_PREFIX_BYTES, MAX_RECORD_BYTES,
+    RECORD_OVERHEAD_BYTES, TAG_BYTES, VarintError, read_varint, varint_len, write_varint,
+};
+use crate::schedule::{Schedule, ScheduleSpec, SlotContext};
+use crate::time::Instant;
+
+/// What real data does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// Independent link padding: real data waits for the next slot and is padded or fragmented
+    /// into it; slots with nothing to carry are cover. The wire depends on the seed alone.
+    #[default]
+    Pad,
+    /// Real data leaves at once in records sized to it; slots only add cover records (the
+    /// cover-only defenses, and the `unshaped` schedule).
+    Immediate,
+}
+
+/// Caps on what shaping may spend.
+///
+/// `max_bps` delays slots (real and cover alike, so it keeps the wire independent of the data);
+/// `max_bytes_per_day` and `cover_probability` drop cover records, which saves bytes at a
+/// privacy cost: a dropped slot can only be one that had nothing to carry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// Wire bytes per second at most, averaged by a token bucket one second (or one largest
+    /// record) deep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bps: Option<f64>,
+    /// Wire bytes per day (from the engine's start, in 24-hour periods) after which cover stops
+    /// for the rest of the period. Real data is never held back by this cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes_per_day: Option<u64>,
+    /// Metered mode: each cover record is sent with this probability (1 sends all).
+    #[serde(default = "one")]
+    pub cover_probability: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            max_bps: None,
+            max_bytes_per_day: None,
+            cover_probability: 1.0,
+        }
+    }
+}
+
+/// Everything that configures one direction's shaping (TOML `[shape]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShapeConfig {
+    /// When records leave and how big they are.
+    pub schedule: ScheduleSpec,
+    /// What real data does.
+    #[serde(default)]
+    pub policy: Policy,
+    /// Caps on bandwidth.
+    #[serde(default)]
+    pub budget: Budget,
+    /// Real bytes that may wait before [`Shaper::send`] pushes back with
+    /// [`SendError::QueueFull`].
+    #[serde(default = "default_max_queue_bytes")]
+    pub max_queue_bytes: u64,
+    /// The largest message either end accepts.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: u64,
+}
+
+fn default_max_queue_bytes() -> u64 {
+    16 << 20
+}
+
+fn default_max_message_bytes() -> u64 {
+    16 << 20
+}
+
+impl ShapeConfig {
+    /// A config with this schedule and defaults elsewhere (the `pad` policy, except `immediate`
+    /// for the `unshaped` schedule).
+    pub fn new(schedule: ScheduleSpec) -> ShapeConfig {
+        let policy = if schedule == ScheduleSpec::Unshaped {
+            Policy::Immediate
+        } else {
+            Policy::Pad
+        };
+        ShapeConfig {
+            schedule,
+            policy,
+            budget: Budget::default(),
+            max_queue_bytes: default_max_queue_bytes(),
+            max_message_bytes: default_max_message_bytes(),
+        }
+    }
+
+    /// Check that the pieces fit together (the schedule's own parameters are checked by
+    /// [`ScheduleSpec::build`]).
+    pub fn validate(&self) -> Result<(), DistError> {
+        if self.schedule == ScheduleSpec::Unshaped && self.policy == Policy::Pad {
+            return Err(DistError(
+                "the unshaped schedule has no slots for padded data to wait for: use policy = \"immediate\"".into(),
+            ));
+        }
+        if let Some(bps) = self.budget.max_bps {
+            if !(bps.is_finite() && bps >= 1.0) {
+                return Err(DistError(format!(
+                    "budget.max_bps must be at least 1, not {bps}"
+                )));
+            }
+        }
+        let p = self.budget.cover_probability;
+        if !(0.0..=1.0).contains(&p) {
+            return Err(DistError(format!(
+                "budget.cover_probability must be in [0, 1], not {p}"
+            )));
+        }
+        if self.max_message_bytes == 0 || self.max_queue_bytes == 0 {
+            return Err(DistError(
+                "max_message_bytes and max_queue_bytes must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why [`Shaper::send`] did not accept a message. Nothing was queued.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// [`Shaper::close`] was called.
+    #[error("the shaper is closed")]
+    Closed,
+    /// Larger than `max_message_bytes`.
+    #[error("message of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// The message.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The queue is full: send again after records have drained it.
+    #[error("queue full: {queued} bytes waiting, limit {max}")]
+    QueueFull {
+        /// Bytes waiting.
+        queued: u64,
+        /// The limit.
+        max: u64,
+    },
+}
+
+/// What a record carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordKind {
+    /// Some message data (possibly with padding).
+    Data,
+    /// No message data: cover traffic (or the bare close record).
+    Cover,
+}
+
+/// A record that [`Shaper::poll_transmit`] wrote to the caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct Transmit {
+    /// When the schedule wanted it to leave (the driver's `now` may be later).
+    pub scheduled_at: Instant,
+    /// Bytes in the buffer, all of them for the wire.
+    pub size_bytes: u32,
+    /// Data or cover.
+    pub kind: RecordKind,
+    /// Application bytes carried.
+    pub real_bytes: u32,
+    /// Zero bytes filling a data record.
+    pub padding_bytes: u32,
+    /// Length prefix, header, tag and message-length varints (data records only; a cover
+    /// record's bytes all count as cover).
+    pub framing_bytes: u32,
+    /// Messages whose last byte is in this record.
+    pub messages_completed: u32,
+    /// This is the shaper's last record.
+    pub close: bool,
+}
+
+/// A message that has left completely (see [`Shaper::track_messages`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SentMessage {
+    /// The id [`Shaper::send`] returned.
+    pub id: u64,
+    /// Its length.
+    pub len_bytes: u64,
+    /// When it was accepted.
+    pub enqueued_at: Instant,
+    /// When its last byte left (the `now` of that record's `poll_transmit`).
+    pub sent_at: Instant,
+}
+
+impl SentMessage {
+    /// Time it waited in the shaper.
+    pub fn delay(&self) -> Duration {
+        self.sent_at - self.enqueued_at
+    }
+}
+
+/// Exact accounting of one direction, as the shaper wrote it. For every record
+/// `size = real + padding + framing` (data) or `size = cover` (cover), so
+/// `wire_bytes = real_bytes + padding_bytes + framing_bytes + cover_bytes`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ShaperStats {
+    /// Records written.
+    pub records: u64,
+    /// Records carrying message data.
+    pub data_records: u64,
+    /// Records with no message data.
+    pub cover_records: u64,
+    /// Every byte written.
+    pub wire_bytes: u64,
+    /// Application bytes.
+    pub real_bytes: u64,
+    /// Zero padding inside data records.
+    pub padding_bytes: u64,
+    /// Bytes of cover records.
+    pub cover_bytes: u64,
+    /// Prefix, header, tag and varints of data records.
+    pub framing_bytes: u64,
+    /// Messages accepted by `send`.
+    pub messages_accepted: u64,
+    /// Messages whose last byte has left.
+    pub messages_sent: u64,
+    /// Sum of the queueing delays of sent messages, nanoseconds.
+    pub delay_sum_ns: u64,
+    /// Largest queueing delay, nanoseconds.
+    pub delay_max_ns: u64,
+    /// Cover slots the budget dropped.
+    pub cover_slots_skipped: u64,
+    /// Largest `now - scheduled_at` over records: how late the driver was.
+    pub late_max_ns: u64,
+}
+
+impl ShaperStats {
+    /// Mean queueing delay of sent messages, seconds.
+    pub fn mean_delay_s(&self) -> f64 {
+        if self.messages_sent == 0 {
+            0.0
+        } else {
+            self.delay_sum_ns as f64 * 1e-9 / self.messages_sent as f64
+        }
+    }
+
+    /// Bytes on the wire that are not application data.
+    pub fn overhead_bytes(&self) -> u64 {
+        self.wire_bytes - self.real_bytes
+    }
+}
+
+#[derive(Debug)]
+struct Queued {
+    id: u64,
+    data: Vec<u8>,
+    /// Payload bytes already sent.
+    offset: usize,
+    /// Whether the length varint has been sent.
+    prefix_sent: bool,
+    enqueued_at: Instant,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct NextSlot {
+    at: Instant,
+    size_bytes: u32,
+}
+
+#[derive(Debug)]
+struct TokenBucket {
+    rate_bps: f64,
+    depth_bytes: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    fn tokens_at(&self, t: Instant) -> f64 {
+        (self.tokens + (t - self.at).as_secs_f64() * self.rate_bps).min(self.depth_bytes)
+    }
+
+    /// The earliest time at or after `t` when `size` bytes may leave.
+    fn ready_at(&self, t: Instant, size: u32) -> Instant {
+        let t = t.max(self.at);
+        let deficit = f64::from(size) - self.tokens_at(t);
+        if deficit <= 0.0 {
+            t
+        } else {
+            t + Duration::from_secs_f64(deficit / self.rate_bps)
+        }
+    }
+
+    fn spend(&mut self, t: Instant, size: u32) {
+        let t = t.max(self.at);
+        self.tokens = self.tokens_at(t) - f64::from(size);
+        self.at = t;
+    }
+}
+
+/// The outbound half: queues messages, emits records when the schedule allows.
+///
+/// Driver contract (MUST): after [`Shaper::send`] or when [`Shaper::poll_timeout`] is reached,
+/// call [`Shaper::poll_transmit`] until it returns `None`, writing each record's bytes to the
+/// transport in order; then wait until the new `poll_timeout`. Records must be written whole and
+/// in order; the engine never reorders them and the receiver rejects any that are not.
+#[derive(Debug)]
+pub struct Shaper {
+    schedule: Box<dyn Schedule>,
+    policy: Policy,
+    budget: Budget,
+    bucket: Option<TokenBucket>,
+    day_start: Instant,
+    bytes_today: u64,
+    max_queue_bytes: u64,
+    max_message_bytes: u64,
+    sched_rng: ShapeRng,
+    policy_rng: ShapeRng,
+    next: Option<NextSlot>,
+    queue: VecDeque<Queued>,
+    queue_bytes: u64,
+    next_id: u64,
+    closing: bool,
+    close_sent: bool,
+    last_now: Instant,
+    sealer: Sealer,
+    stats: ShaperStats,
+    sent_log: Option<VecDeque<SentMessage>>,
+    plain: Vec<u8>,
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+impl Shaper {
+    /// A shaper that starts at `now`. `seed` decides every schedule draw: the same seed gives the
+    /// same record sizes and times, whatever the application sends (except for the `adaptive`
+    /// schedule, which reads the queue, and budget drops of cover).
+    pub fn new(
+        config: &ShapeConfig,
+        sealer: Sealer,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Shaper, DistError> {
+        config.validate()?;
+        let schedule = config.schedule.build()?;
+        // Two streams from one seed: schedule draws never depend on data, policy draws do.
+        let mut seeder = ShapeRng::seed_from_u64(seed);
+        let sched_rng = ShapeRng::seed_from_u64(seeder.random());
+        let policy_rng = ShapeRng::seed_from_u64(seeder.random());
+        let bucket = config.budget.max_bps.map(|rate_bps| {
+            let depth_bytes = rate_bps.max(f64::from(MAX_RECORD_BYTES));
+            TokenBucket {
+                rate_bps,
+                depth_bytes,
+                tokens: depth_bytes,
+                at: now,
+            }
+        });
+        let mut shaper = Shaper {
+            schedule,
+            policy: config.policy,
+            budget: config.budget.clone(),
+            bucket,
+            day_start: now,
+            bytes_today: 0,
+            max_queue_bytes: config.max_queue_bytes,
+            max_message_bytes: config.max_message_bytes,
+            sched_rng,
+            policy_rng,
+            next: None,
+            queue: VecDeque::new(),
+            queue_bytes: 0,
+            next_id: 0,
+            closing: false,
+            close_sent: false,
+            last_now: now,
+            sealer,
+            stats: ShaperStats::default(),
+            sent_log: None,
+            plain: Vec::new(),
+        };
+        shaper.advance(now);
+        Ok(shaper)
+    }
+
+    /// Keep a [`SentMessage`] for every message that leaves, for [`Shaper::poll_sent`]
+    /// (the simulator uses this for per-message delays; live drivers usually do not).
+    pub fn track_messages(&mut self, on: bool) {
+        self.sent_log = on.then(VecDeque::new);
+    }
+
+    /// Queue a message. Returns its id. Empty messages are messages too and arrive as such.
+    pub fn send(&mut self, now: Instant, message: &[u8]) -> Result<u64, SendError> {
+        self.send_owned(now, message.to_vec())
+    }
+
+    /// [`Shaper::send`] without a copy.
+    pub fn send_owned(&mut self, now: Instant, message: Vec<u8>) -> Result<u64, SendError> {
+        if self.closing {
+            return Err(SendError::Closed);
+        }
+        let len = message.len() as u64;
+        if len > self.max_message_bytes {
+            return Err(SendError::TooLarge {
+                len,
+                max: self.max_message_bytes,
+            });
+        }
+        if !self.queue.is_empty() && self.queue_bytes + len > self.max_queue_bytes {
+            return Err(SendError::QueueFull {
+                queued: self.queue_bytes,
+                max: self.max_queue_bytes,
+            });
+        }
+        self.last_now = self.last_now.max(now);
+        let id = self.next_id;
+        self.next_id += 1;
+        self.queue_bytes += len;
+        self.stats.messages_accepted += 1;
+        self.queue.push_back(Queued {
+            id,
+            data: message,
+            offset: 0,
+            prefix_sent: false,
+            enqueued_at: now,
+        });
+        Ok(id)
+    }
+
+    /// Stop accepting messages. Everything already accepted still leaves on schedule, then a
+    /// final record marked close; after it [`Shaper::is_finished`] is true.
+    pub fn close(&mut self) {
+        self.closing = true;
+    }
+
+    /// Whether the close record has been written.
+    pub fn is_finished(&self) -> bool {
+        self.close_sent
+    }
+
+    /// Real bytes waiting.
+    pub fn queued_bytes(&self) -> u64 {
+        self.queue_bytes
+    }
+
+    /// Messages waiting (including one partly sent).
+    pub fn queued_messages(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The accounts so far.
+    pub fn stats(&self) -> &ShaperStats {
+        &self.stats
+    }
+
+    /// The next fully sent message, if tracking is on.
+    pub fn poll_sent(&mut self) -> Option<SentMessage> {
+        self.sent_log.as_mut()?.pop_front()
+    }
+
+    /// The schedule's long-run wire rate when every slot is used, if known.
+    pub fn expected_bps(&self) -> Option<f64> {
+        self.schedule.expected_bps()
+    }
+
+    fn immediate_pending(&self) -> bool {
+        self.policy == Policy::Immediate && (!self.queue.is_empty() || self.closing)
+    }
+
+    /// When [`Shaper::poll_transmit`] next has something to do; `None` once finished or when
+    /// nothing can happen until the application sends.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.close_sent {
+            return None;
+        }
+        let ready = |at: Instant, size: u32| match &self.bucket {
+            Some(b) => b.ready_at(at, size),
+            None => at,
+        };
+        if self.immediate_pending() {
+            return Some(ready(self.last_now, self.immediate_size()));
+        }
+        self.next.map(|s| ready(s.at, s.size_bytes))
+    }
+
+    /// Write the next record due at `now` into `buf` (replacing its contents), or return `None`
+    /// if nothing is due. A driver that was late gets the missed slots one call at a time.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        self.last_now = self.last_now.max(now);
+        loop {
+            if self.close_sent {
+                return None;
+            }
+            if self.immediate_pending() {
+                let size = self.immediate_size();
+                let ready = self.bucket.as_ref().map_or(now, |b| b.ready_at(now, size));
+                if ready > now {
+                    return None;
+                }
+                return Some(self.emit(now, now, size, buf));
+            }
+            let slot = self.next?;
+            let ready = self
+                .bucket
+                .as_ref()
+                .map_or(slot.at, |b| b.ready_at(slot.at, slot.size_bytes));
+            if ready > now {
+                return None;
+            }
+            let has_data = self.policy == Policy::Pad && (!self.queue.is_empty() || self.closing);
+            if !has_data && !self.cover_allowed(ready, slot.size_bytes) {
+                self.stats.cover_slots_skipped += 1;
+                self.advance(ready);
+                continue;
+            }
+            let t = self.emit(now, ready, slot.size_bytes, buf);
+            self.advance(ready);
+            return Some(t);
+        }
+    }
+
+    /// Draw the slot after one at `at`.
+    fn advance(&mut self, at: Instant) {
+        let ctx = SlotContext {
+            now: at,
+            queue_bytes: self.queue_bytes,
+        };
+        self.next = self
+            .schedule
+            .next_slot(ctx, &mut self.sched_rng)
+            .map(|s| NextSlot {
+                at: at + s.gap,
+                size_bytes: s
+                    .size_bytes
+                    .clamp(crate::frame::MIN_RECORD_BYTES, MAX_RECORD_BYTES),
+            });
+    }
+
+    fn cover_allowed(&mut self, at: Instant, size: u32) -> bool {
+        if let Some(cap) = self.budget.max_bytes_per_day {
+            self.roll_day(at);
+            if self.bytes_today + u64::from(size) > cap {
+                return false;
+            }
+        }
+        let p = self.budget.cover_probability;
+        p >= 1.0 || self.policy_rng.random::<f64>() < p
+    }
+
+    fn roll_day(&mut self, at: Instant) {
+        while at - self.day_start >= DAY {
+            self.day_start += DAY;
+            self.bytes_today = 0;
+        }
+    }
+
+    /// The record size that carries everything queued, up to the largest record.
+    fn immediate_size(&self) -> u32 {
+        let mut need = RECORD_OVERHEAD_BYTES as u64;
+        for q in &self.queue {
+            if !q.prefix_sent {
+                need += varint_len(q.data.len() as u64) as u64;
+            }
+            need += (q.data.len() - q.offset) as u64;
+            if need >= u64::from(MAX_RECORD_BYTES) {
+                return MAX_RECORD_BYTES;
+            }
+        }
+        need as u32
+    }
+
+    /// Build, seal and account one record of exactly `size` bytes.
+    fn emit(
+        &mut self,
+        now: Instant,
+        scheduled_at: Instant,
+        size: u32,
+        buf: &mut Vec<u8>,
+    ) -> Transmit {
+        let capacity = size as usize - RECORD_OVERHEAD_BYTES;
+        let plain = &mut self.plain;
+        plain.clear();
+        plain.resize(HEADER_BYTES, 0);
+        let mut flags = Flags::default();
+        if self.queue.front().is_some_and(|q| q.prefix_sent) {
+            flags.insert(Flags::CONTINUES);
+        }
+        let mut real = 0usize;
+        let mut varints = 0usize;
+        let mut completed = 0u32;
+        while let Some(q) = self.queue.front_mut() {
+            let room = capacity - (plain.len() - HEADER_BYTES);
+            if !q.prefix_sent {
+                let vl = varint_len(q.data.len() as u64);
+                // Never split a varint: pad instead.
+                if room < vl {
+                    break;
+                }
+                write_varint(q.data.len() as u64, plain);
+                q.prefix_sent = true;
+                varints += vl;
+            }
+            let room = capacity - (plain.len() - HEADER_BYTES);
+            let take = room.min(q.data.len() - q.offset);
+            plain.extend_from_slice(&q.data[q.offset..q.offset + take]);
+            q.offset += take;
+            real += take;
+            if q.offset < q.data.len() {
+                break;
+            }
+            completed += 1;
+            let q = self.queue.pop_front().expect("front exists");
+            self.stats.messages_sent += 1;
+            let delay = u64::try_from((now - q.enqueued_at).as_nanos()).unwrap_or(u64::MAX);
+            self.stats.delay_sum_ns = self.stats.delay_sum_ns.saturating_add(delay);
+            self.stats.delay_max_ns = self.stats.delay_max_ns.max(delay);
+            if let Some(log) = &mut self.sent_log {
+                log.push_back(SentMessage {
+                    id: q.id,
+                    len_bytes: q.data.len() as u64,
+                    enqueued_at: q.enqueued_at,
+                    sent_at: now,
+                });
+            }
+        }
+        self.queue_bytes -= real as u64;
+        let data_len = plain.len() - HEADER_BYTES;
+        if self.queue.front().is_some_and(|q| q.prefix_sent) {
+            flags.insert(Flags::MORE);
+        }
+        if data_len == 0 {
+            flags.insert(Flags::COVER);
+        }
+        let close = self.closing && self.queue.is_empty();
+        if close {
+            flags.insert(Flags::CLOSE);
+            self.close_sent = true;
+        }
+        // data_len ≤ capacity ≤ 65,535 - 20.
+        Header {
+            flags,
+            data_len: data_len as u16,
+        }
+        .write(&mut plain[..HEADER_BYTES]);
+        plain.resize(size as usize - LENGTH_PREFIX_BYTES - TAG_BYTES, 0);
+        buf.clear();
+        buf.resize(size as usize, 0);
+        let sealed_len = size as usize - LENGTH_PREFIX_BYTES;
+        buf[..LENGTH_PREFIX_BYTES].copy_from_slice(&(sealed_len as u16).to_be_bytes());
+        self.sealer.seal(plain, &mut buf[LENGTH_PREFIX_BYTES..]);
+
+        let s = &mut self.stats;
+        s.records += 1;
+        s.wire_bytes += u64::from(size);
+        s.late_max_ns = s
+            .late_max_ns
+            .max(u64::try_from((now - scheduled_at).as_nanos()).unwrap_or(u64::MAX));
+        let (kind, padding, framing) = if data_len == 0 {
+            s.cover_records += 1;
+            s.cover_bytes += u64::from(size);
+            (RecordKind::Cover, 0, 0)
+        } else {
+            let framing = RECORD_OVERHEAD_BYTES + varints;
+            let padding = capacity - data_len;
+            s.data_records += 1;
+            s.real_bytes += real as u64;
+            s.padding_bytes += padding as u64;
+            s.framing_bytes += framing as u64;
+            (RecordKind::Data, padding as u32, framing as u32)
+        };
+        if let Some(b) = &mut self.bucket {
+            b.spend(scheduled_at, size);
+        }
+        if self.budget.max_bytes_per_day.is_some() {
+            self.roll_day(scheduled_at);
+            self.bytes_today += u64::from(size);
+        }
+        Transmit {
+            scheduled_at,
+            size_bytes: size,
+            kind,
+            real_bytes: real as u32,
+            padding_bytes: padding,
+            framing_bytes: framing,
+            messages_completed: completed,
+            close,
+        }
+    }
+}
+
+/// Why the inbound stream cannot be trusted any more. Every error is final: the receiver
+/// delivers nothing after it, and nothing partial before it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecvError {
+    /// The record failed AEAD authentication: altered, replayed, reordered, dropped before it,
+    /// or from another session.
+    #[error(
+        "record {record} failed authentication (tampered, replayed, reordered or from another session)"
+    )]
+    Authentication {
+        /// Its number in the stream, from 0.
+        record: u64,
+    },
+    /// The length prefix is too small for a record.
+    #[error("record {record}: length {len} is shorter than the {min}-byte minimum")]
+    TooShort {
+        /// Its number.
+        record: u64,
+        /// The prefix's value.
+        len: usize,
+        /// Header plus tag.
+        min: usize,
+    },
+    /// An authentic record whose header is wrong (a peer speaking another version, or a bug).
+    #[error("record {record}: {reason}")]
+    Malformed {
+        /// Its number.
+        record: u64,
+        /// What is wrong.
+        reason: HeaderError,
+    },
+    /// The message stream inside the records is inconsistent.
+    #[error("record {record}: {reason}")]
+    Stream {
+        /// Its number.
+        record: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A message longer than this receiver accepts.
+    #[error("record {record}: message of {len} bytes exceeds the {max}-byte limit")]
+    MessageTooLarge {
+        /// Its number.
+        record: u64,
+        /// Declared length.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// Bytes after the peer's close record.
+    #[error("{0} bytes after the peer's close record")]
+    AfterClose(usize),
+    /// The transport ended before the peer's close record (a reset, a cut connection).
+    #[error("stream ended without the peer's close record ({detail})")]
+    Truncated {
+        /// Where it ended.
+        detail: &'static str,
+    },
+}
+
+/// Inbound accounting.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ReceiverStats {
+    /// Records opened.
+    pub records: u64,
+    /// Of which cover.
+    pub cover_records: u64,
+    /// Bytes read off the transport.
+    pub wire_bytes: u64,
+    /// Application bytes in delivered messages.
+    pub real_bytes: u64,
+    /// Messages delivered.
+    pub messages: u64,
+}
+
+#[derive(Debug)]
+struct Partial {
+    len: u64,
+    data: Vec<u8>,
+}
+
+/// The inbound half: accepts the byte stream in any chunking, opens records and reassembles
+/// whole messages.
+#[derive(Debug)]
+pub struct Receiver {
+    opener: Opener,
+    max_message_bytes: u64,
+    prefix: [u8; LENGTH_PREFIX_BYTES],
+    prefix_len: usize,
+    /// Sealed bytes of the current record, once its length is known.
+    sealed: Vec<u8>,
+    sealed_need: usize,
+    plain: Vec<u8>,
+    partial: Option<Partial>,
+    messages: VecDeque<Vec<u8>>,
+    peer_closed: bool,
+    error: Option<RecvError>,
+    stats: ReceiverStats,
+}
+
+impl Receiver {
+    /// A receiver that accepts messages up to `max_message_bytes`.
+    pub fn new(opener: Opener, max_message_bytes: u64) -> Receiver {
+        Receiver {
+            opener,
+            max_message_bytes,
+            prefix: [0; LENGTH_PREFIX_BYTES],
+            prefix_len: 0,
+            sealed: Vec::new(),
+            sealed_need: 0,
+            plain: Vec::new(),
+            partial: None,
+            messages: VecDeque::new(),
+            peer_closed: false,
+            error: None,
+            stats: ReceiverStats::default(),
+        }
+    }
+
+    /// Feed bytes from the transport, in any chunking.
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<(), RecvError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        let r = self.receive_inner(bytes);
+        if let Err(e) = &r {
+            self.fail(e.clone());
+        }
+        r
+    }
+
+    fn fail(&mut self, e: RecvError) {
+        self.error = Some(e);
+        self.partial = None;
+    }
+
+    fn receive_inner(&mut self, mut bytes: &[u8]) -> Result<(), RecvError> {
+        if self.peer_closed && !bytes.is_empty() {
+            return Err(RecvError::AfterClose(bytes.len()));
+        }
+        self.stats.wire_bytes += bytes.len() as u64;
+        while !bytes.is_empty() {
+            if self.prefix_len < LENGTH_PREFIX_BYTES {
+                let take = (LENGTH_PREFIX_BYTES - self.prefix_len).min(bytes.len());
+                self.prefix[self.prefix_len..self.prefix_len + take]
+                    .copy_from_slice(&bytes[..take]);
+                self.prefix_len += take;
+                bytes = &bytes[take..];
+                if self.prefix_len == LENGTH_PREFIX_BYTES {
+                    let len = usize::from(u16::from_be_bytes(self.prefix));
+                    let min = HEADER_BYTES + TAG_BYTES;
+                    if len < min {
+                        return Err(RecvError::TooShort {
+                            record: self.opener.records(),
+                            len,
+                            min,
+                        });
+                    }
+                    self.sealed_need = len;
+                    self.sealed.clear();
+                }
+                continue;
+            }
+            let take = (self.sealed_need - self.sealed.len()).min(bytes.len());
+            self.sealed.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.sealed.len() == self.sealed_need {
+                self.prefix_len = 0;
+                self.open_record()?;
+                if self.peer_closed && !bytes.is_empty() {
+                    return Err(RecvError::AfterClose(bytes.len()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn open_record(&mut self) -> Result<(), RecvError> {
+        let record = self.opener.records();
+        self.plain.resize(self.sealed.len() - TAG_BYTES, 0);
+        if self.opener.open(&self.sealed, &mut self.plain).is_none() {
+            return Err(RecvError::Authentication { record });
+        }
+        self.stats.records += 1;
+        let header =
+            Header::parse(&self.plain).map_err(|reason| RecvError::Malformed { record, reason })?;
+        if header.flags.contains(Flags::CONTINUES) != self.partial.is_some() {
+            return Err(RecvError::Stream {
+                record,
+                reason: if self.partial.is_some() {
+                    "a message is incomplete but the record does not continue it"
+                } else {
+                    "the record continues a message that was never started"
+                },
+            });
+        }
+        let data_len = usize::from(header.data_len);
+        if data_len == 0 {
+            self.stats.cover_records += 1;
+        }
+        let mut pos = HEADER_BYTES;
+        let end = HEADER_BYTES + data_len;
+        while pos < end {
+            if self.partial.is_none() {
+                let (len, used) =
+                    read_varint(&self.plain[pos..end]).map_err(|e| RecvError::Stream {
+                        record,
+                        reason: match e {
+                            VarintError::Incomplete => {
+                                "a message length is cut by the end of the record"
+                            }
+                            VarintError::Overflow => "a message length is not a valid varint",
+                        },
+                    })?;
+                if len > self.max_message_bytes {
+                    return Err(RecvError::MessageTooLarge {
+                        record,
+                        len,
+                        max: self.max_message_bytes,
+                    });
+                }
+                pos += used;
+                self.partial = Some(Partial {
+                    len,
+                    data: Vec::new(),
+                });
+            }
+            let p = self.partial.as_mut().expect("just set");
+            let want = (p.len - p.data.len() as u64).min((end - pos) as u64) as usize;
+            p.data.extend_from_slice(&self.plain[pos..pos + want]);
+            pos += want;
+            if p.data.len() as u64 == p.len {
+                let p = self.partial.take().expect("present");
+                self.stats.messages += 1;
+                self.stats.real_bytes += p.len;
+                self.messages.push_back(p.data);
+            }
+        }
+        if header.flags.contains(Flags::MORE) != self.partial.is_some() {
+            return Err(RecvError::Stream {
+                record,
+                reason: "the record's fragment flag disagrees with where its data ends",
+            });
+        }
+        if header.flags.contains(Flags::CLOSE) {
+            self.peer_closed = true;
+        }
+        Ok(())
+    }
+
+    /// The transport has ended (EOF). `Ok` if the peer closed cleanly; otherwise the stream was
+    /// cut, and any message in progress is discarded, never delivered.
+    pub fn finish(&mut self) -> Result<(), RecvError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if self.peer_closed {
+            return Ok(());
+        }
+        let detail = if self.prefix_len > 0 {
+            "inside a record"
+        } else if self.partial.is_some() {
+            "inside a message"
+        } else {
+            "between records"
+        };
+        let e = RecvError::Truncated { detail };
+        self.fail(e.clone());
+        Err(e)
+    }
+
+    /// The next whole message.
+    pub fn poll_message(&mut self) -> Option<Vec<u8>> {
+        self.messages.pop_front()
+    }
+
+    /// Whether the peer's close record has arrived.
+    pub fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// The accounts so far.
+    pub fn stats(&self) -> &ReceiverStats {
+        &self.stats
+    }
+}
+
+/// Both directions of one end of a tunnel: a [`Shaper`] for what we send and a [`Receiver`] for
+/// what the peer sends. Drivers that want them on different threads use [`Engine::split`].
+#[derive(Debug)]
+pub struct Engine {
+    shaper: Shaper,
+    receiver: Receiver,
+}
+
+impl Engine {
+    /// An engine over an established session, starting at `now`.
+    pub fn new(
+        config: &ShapeConfig,
+        session: Session,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Engine, DistError> {
+        let (sealer, opener) = session.split();
+        Ok(Engine {
+            shaper: Shaper::new(config, sealer, seed, now)?,
+            receiver: Receiver::new(opener, config.max_message_bytes),
+        })
+    }
+
+    /// Queue a message (see [`Shaper::send`]).
+    pub fn send(&mut self, now: Instant, message: &[u8]) -> Result<u64, SendError> {
+        self.shaper.send(now, message)
+    }
+
+    /// The next record due (see [`Shaper::poll_transmit`]).
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        self.shaper.poll_transmit(now, buf)
+    }
+
+    /// When to call `poll_transmit` next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.shaper.poll_timeout()
+    }
+
+    /// Bytes from the peer (see [`Receiver::receive`]).
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<(), RecvError> {
+        self.receiver.receive(bytes)
+    }
+
+    /// The next whole message from the peer.
+    pub fn poll_message(&mut self) -> Option<Vec<u8>> {
+        self.receiver.poll_message()
+    }
+
+    /// Stop sending after the queue drains.
+    pub fn close(&mut self) {
+        self.shaper.close()
+    }
+
+    /// The outbound half.
+    pub fn shaper(&mut self) -> &mut Shaper {
+        &mut self.shaper
+    }
+
+    /// The inbound half.
+    pub fn receiver(&mut self) -> &mut Receiver {
+        &mut self.receiver
+    }
+
+    /// Outbound accounting.
+    pub fn stats(&self) -> &ShaperStats {
+        self.shaper.stats()
+    }
+
+    /// The two halves, for drivers that run them apart.
+    pub fn split(self) -> (Shaper, Receiver) {
+        (self.shaper, self.receiver)
+    }
+}
