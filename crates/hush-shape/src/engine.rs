@@ -276,8 +276,9 @@ struct Queued {
     data: Vec<u8>,
     /// Payload bytes already sent.
     offset: usize,
-    /// Whether the length varint has been sent.
-    prefix_sent: bool,
+    /// Bytes of the length varint already sent (it may span records, so that even the
+    /// smallest records can carry any message).
+    prefix_sent: usize,
     enqueued_at: Instant,
 }
 
@@ -441,7 +442,7 @@ impl Shaper {
             id,
             data: message,
             offset: 0,
-            prefix_sent: false,
+            prefix_sent: 0,
             enqueued_at: now,
         });
         Ok(id)
@@ -579,9 +580,7 @@ impl Shaper {
     fn immediate_size(&self) -> u32 {
         let mut need = RECORD_OVERHEAD_BYTES as u64;
         for q in &self.queue {
-            if !q.prefix_sent {
-                need += varint_len(q.data.len() as u64) as u64;
-            }
+            need += (varint_len(q.data.len() as u64) - q.prefix_sent) as u64;
             need += (q.data.len() - q.offset) as u64;
             if need >= u64::from(MAX_RECORD_BYTES) {
                 return MAX_RECORD_BYTES;
@@ -603,23 +602,29 @@ impl Shaper {
         plain.clear();
         plain.resize(HEADER_BYTES, 0);
         let mut flags = Flags::default();
-        if self.queue.front().is_some_and(|q| q.prefix_sent) {
+        if self.queue.front().is_some_and(|q| q.prefix_sent > 0) {
             flags.insert(Flags::CONTINUES);
         }
         let mut real = 0usize;
         let mut varints = 0usize;
         let mut completed = 0u32;
+        let mut varint = Vec::with_capacity(10);
         while let Some(q) = self.queue.front_mut() {
             let room = capacity - (plain.len() - HEADER_BYTES);
-            if !q.prefix_sent {
-                let vl = varint_len(q.data.len() as u64);
-                // Never split a varint: pad instead.
-                if room < vl {
+            if room == 0 {
+                break;
+            }
+            let vl = varint_len(q.data.len() as u64);
+            if q.prefix_sent < vl {
+                varint.clear();
+                write_varint(q.data.len() as u64, &mut varint);
+                let n = room.min(vl - q.prefix_sent);
+                plain.extend_from_slice(&varint[q.prefix_sent..q.prefix_sent + n]);
+                q.prefix_sent += n;
+                varints += n;
+                if q.prefix_sent < vl {
                     break;
                 }
-                write_varint(q.data.len() as u64, plain);
-                q.prefix_sent = true;
-                varints += vl;
             }
             let room = capacity - (plain.len() - HEADER_BYTES);
             let take = room.min(q.data.len() - q.offset);
@@ -646,7 +651,7 @@ impl Shaper {
         }
         self.queue_bytes -= real as u64;
         let data_len = plain.len() - HEADER_BYTES;
-        if self.queue.front().is_some_and(|q| q.prefix_sent) {
+        if self.queue.front().is_some_and(|q| q.prefix_sent > 0) {
             flags.insert(Flags::MORE);
         }
         if data_len == 0 {
@@ -785,10 +790,21 @@ pub struct ReceiverStats {
     pub messages: u64,
 }
 
+/// Where the receiver is in the message stream.
 #[derive(Debug)]
-struct Partial {
-    len: u64,
-    data: Vec<u8>,
+enum Assembly {
+    /// Between messages.
+    Idle,
+    /// Inside a message's length varint.
+    Length { bytes: [u8; 10], n: usize },
+    /// Inside a message body of `len` bytes.
+    Body { len: u64, data: Vec<u8> },
+}
+
+impl Assembly {
+    fn in_message(&self) -> bool {
+        !matches!(self, Assembly::Idle)
+    }
 }
 
 /// The inbound half: accepts the byte stream in any chunking, opens records and reassembles
@@ -803,7 +819,7 @@ pub struct Receiver {
     sealed: Vec<u8>,
     sealed_need: usize,
     plain: Vec<u8>,
-    partial: Option<Partial>,
+    assembly: Assembly,
     messages: VecDeque<Vec<u8>>,
     peer_closed: bool,
     error: Option<RecvError>,
@@ -821,7 +837,7 @@ impl Receiver {
             sealed: Vec::new(),
             sealed_need: 0,
             plain: Vec::new(),
-            partial: None,
+            assembly: Assembly::Idle,
             messages: VecDeque::new(),
             peer_closed: false,
             error: None,
@@ -843,7 +859,7 @@ impl Receiver {
 
     fn fail(&mut self, e: RecvError) {
         self.error = Some(e);
-        self.partial = None;
+        self.assembly = Assembly::Idle;
     }
 
     fn receive_inner(&mut self, mut bytes: &[u8]) -> Result<(), RecvError> {
@@ -896,10 +912,10 @@ impl Receiver {
         self.stats.records += 1;
         let header =
             Header::parse(&self.plain).map_err(|reason| RecvError::Malformed { record, reason })?;
-        if header.flags.contains(Flags::CONTINUES) != self.partial.is_some() {
+        if header.flags.contains(Flags::CONTINUES) != self.assembly.in_message() {
             return Err(RecvError::Stream {
                 record,
-                reason: if self.partial.is_some() {
+                reason: if self.assembly.in_message() {
                     "a message is incomplete but the record does not continue it"
                 } else {
                     "the record continues a message that was never started"
@@ -913,42 +929,45 @@ impl Receiver {
         let mut pos = HEADER_BYTES;
         let end = HEADER_BYTES + data_len;
         while pos < end {
-            if self.partial.is_none() {
-                let (len, used) =
-                    read_varint(&self.plain[pos..end]).map_err(|e| RecvError::Stream {
-                        record,
-                        reason: match e {
-                            VarintError::Incomplete => {
-                                "a message length is cut by the end of the record"
-                            }
-                            VarintError::Overflow => "a message length is not a valid varint",
-                        },
-                    })?;
-                if len > self.max_message_bytes {
-                    return Err(RecvError::MessageTooLarge {
-                        record,
-                        len,
-                        max: self.max_message_bytes,
-                    });
+            match &mut self.assembly {
+                Assembly::Idle => {
+                    self.assembly = Assembly::Length { bytes: [0; 10], n: 0 };
                 }
-                pos += used;
-                self.partial = Some(Partial {
-                    len,
-                    data: Vec::new(),
-                });
-            }
-            let p = self.partial.as_mut().expect("just set");
-            let want = (p.len - p.data.len() as u64).min((end - pos) as u64) as usize;
-            p.data.extend_from_slice(&self.plain[pos..pos + want]);
-            pos += want;
-            if p.data.len() as u64 == p.len {
-                let p = self.partial.take().expect("present");
-                self.stats.messages += 1;
-                self.stats.real_bytes += p.len;
-                self.messages.push_back(p.data);
+                Assembly::Length { bytes, n } => {
+                    bytes[*n] = self.plain[pos];
+                    *n += 1;
+                    pos += 1;
+                    match read_varint(&bytes[..*n]) {
+                        Err(VarintError::Incomplete) => {}
+                        Err(VarintError::Overflow) => {
+                            return Err(RecvError::Stream {
+                                record,
+                                reason: "a message length is not a valid varint",
+                            });
+                        }
+                        Ok((len, _)) => {
+                            if len > self.max_message_bytes {
+                                return Err(RecvError::MessageTooLarge {
+                                    record,
+                                    len,
+                                    max: self.max_message_bytes,
+                                });
+                            }
+                            // Grow with the bytes that arrive, not with what the length claims.
+                            self.assembly = Assembly::Body { len, data: Vec::new() };
+                            self.complete_if_whole();
+                        }
+                    }
+                }
+                Assembly::Body { len, data } => {
+                    let want = (*len - data.len() as u64).min((end - pos) as u64) as usize;
+                    data.extend_from_slice(&self.plain[pos..pos + want]);
+                    pos += want;
+                    self.complete_if_whole();
+                }
             }
         }
-        if header.flags.contains(Flags::MORE) != self.partial.is_some() {
+        if header.flags.contains(Flags::MORE) != self.assembly.in_message() {
             return Err(RecvError::Stream {
                 record,
                 reason: "the record's fragment flag disagrees with where its data ends",
@@ -958,6 +977,18 @@ impl Receiver {
             self.peer_closed = true;
         }
         Ok(())
+    }
+
+    fn complete_if_whole(&mut self) {
+        if let Assembly::Body { len, data } = &mut self.assembly {
+            if data.len() as u64 == *len {
+                let data = std::mem::take(data);
+                self.stats.messages += 1;
+                self.stats.real_bytes += *len;
+                self.messages.push_back(data);
+                self.assembly = Assembly::Idle;
+            }
+        }
     }
 
     /// The transport has ended (EOF). `Ok` if the peer closed cleanly; otherwise the stream was
@@ -971,7 +1002,7 @@ impl Receiver {
         }
         let detail = if self.prefix_len > 0 {
             "inside a record"
-        } else if self.partial.is_some() {
+        } else if self.assembly.in_message() {
             "inside a message"
         } else {
             "between records"

@@ -16,9 +16,9 @@
 //! byte (the prefix included) fails authentication.
 //!
 //! A record carries the next `data_len` bytes of the message stream, so small messages share a
-//! record and large ones span many. Records split messages only at message-byte boundaries, never
-//! inside a length varint, and the flags say whether the data starts or ends inside a message;
-//! the receiver checks both against its own state.
+//! record and large ones span many. A record may end anywhere in a message, its length varint
+//! included (so even a 23-byte record, one data byte, carries any message); the flags say whether
+//! the data starts or ends inside a message, and the receiver checks both against its own state.
 
 /// Bytes of the cleartext length prefix.
 pub const LENGTH_PREFIX_BYTES: usize = 2;
