@@ -412,15 +412,22 @@ impl Shaper {
 
     /// Queue a message. Returns its id. Empty messages are messages too and arrive as such.
     pub fn send(&mut self, now: Instant, message: &[u8]) -> Result<u64, SendError> {
-        self.send_owned(now, message.to_vec())
+        self.check_send(message.len())?;
+        self.push(now, message.to_vec())
     }
 
     /// [`Shaper::send`] without a copy.
     pub fn send_owned(&mut self, now: Instant, message: Vec<u8>) -> Result<u64, SendError> {
+        self.check_send(message.len())?;
+        self.push(now, message)
+    }
+
+    /// Whether [`Shaper::send`] would accept a message of `len` bytes now.
+    pub fn check_send(&self, len: usize) -> Result<(), SendError> {
         if self.closing {
             return Err(SendError::Closed);
         }
-        let len = message.len() as u64;
+        let len = len as u64;
         if len > self.max_message_bytes {
             return Err(SendError::TooLarge {
                 len,
@@ -433,6 +440,11 @@ impl Shaper {
                 max: self.max_queue_bytes,
             });
         }
+        Ok(())
+    }
+
+    fn push(&mut self, now: Instant, message: Vec<u8>) -> Result<u64, SendError> {
+        let len = message.len() as u64;
         self.last_now = self.last_now.max(now);
         let id = self.next_id;
         self.next_id += 1;

@@ -1,0 +1,76 @@
+//! Errors of the live drivers.
+
+use std::io;
+use std::path::PathBuf;
+
+use hush_shape::{CryptoError, DistError, RecvError, SendError};
+
+/// What went wrong on a live connection, or in its configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// A socket operation failed (`context` says which).
+    #[error("{context}: {source}")]
+    Io {
+        /// What we were doing.
+        context: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The handshake failed: wrong keys, an unknown peer, or not a hush peer at all.
+    #[error("handshake with {peer}: {source}")]
+    Handshake {
+        /// The address.
+        peer: String,
+        /// Why.
+        #[source]
+        source: CryptoError,
+    },
+    /// A key could not be made or read.
+    #[error(transparent)]
+    Key(#[from] CryptoError),
+    /// The handshake did not finish in time.
+    #[error("handshake with {0} timed out")]
+    HandshakeTimeout(String),
+    /// The peer's byte stream failed authentication or ended without a close.
+    #[error(transparent)]
+    Recv(#[from] RecvError),
+    /// The shaper refused a message.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// The connection's driver has stopped (after an error or a close).
+    #[error("the connection is closed")]
+    Closed,
+    /// A configuration value is wrong (bad input: the CLI exits 2).
+    #[error("{0}")]
+    Config(String),
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// Which.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl NetError {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> NetError {
+        let context = context.into();
+        move |source| NetError::Io { context, source }
+    }
+
+    /// Whether this is a problem with the user's input (configuration, keys, files), not a
+    /// failure of the network or of hush.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, NetError::Config(_) | NetError::File { .. })
+    }
+}
+
+impl From<DistError> for NetError {
+    fn from(e: DistError) -> Self {
+        NetError::Config(e.0)
+    }
+}
