@@ -36,7 +36,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
-use hush_shape::{Handshake, Keypair, PublicKey, Receiver, SendError, ShapeConfig, Shaper, ShaperStats};
+use hush_shape::{
+    Handshake, Keypair, PublicKey, Receiver, SendError, ShapeConfig, Shaper, ShaperStats,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
@@ -107,8 +109,12 @@ pub async fn connect(
     options: Options,
 ) -> Result<Tunnel, NetError> {
     config.validate()?;
-    let mut stream = TcpStream::connect(addr).await.map_err(NetError::io("connect"))?;
-    let name = stream.peer_addr().map_or_else(|_| "peer".into(), |a| a.to_string());
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(NetError::io("connect"))?;
+    let name = stream
+        .peer_addr()
+        .map_or_else(|_| "peer".into(), |a| a.to_string());
     let hs = Handshake::initiator(local, remote).map_err(|source| NetError::Handshake {
         peer: name.clone(),
         source,
@@ -119,20 +125,35 @@ pub async fn connect(
 
 /// Complete the responder's handshake on an accepted stream. With `allowed`, only those keys.
 pub async fn accept(
-    mut stream: TcpStream,
+    stream: TcpStream,
     config: &ShapeConfig,
     local: &Keypair,
     allowed: Option<Vec<PublicKey>>,
     options: Options,
 ) -> Result<Tunnel, NetError> {
     config.validate()?;
-    let name = stream.peer_addr().map_or_else(|_| "peer".into(), |a| a.to_string());
+    accept_with(stream, local, allowed, |_| (config.clone(), options)).await
+}
+
+/// [`accept`], choosing the shaping once the peer's key is known (a gateway shapes each device
+/// with its own schedule).
+pub async fn accept_with(
+    mut stream: TcpStream,
+    local: &Keypair,
+    allowed: Option<Vec<PublicKey>>,
+    choose: impl FnOnce(Option<PublicKey>) -> (ShapeConfig, Options),
+) -> Result<Tunnel, NetError> {
+    let name = stream
+        .peer_addr()
+        .map_or_else(|_| "peer".into(), |a| a.to_string());
     let hs = Handshake::responder(local, allowed).map_err(|source| NetError::Handshake {
         peer: name.clone(),
         source,
     })?;
     let est = handshake::tokio(&mut stream, hs, &name).await?;
-    start(stream, est, config, options)
+    let (config, options) = choose(est.session.remote());
+    config.validate()?;
+    start(stream, est, &config, options)
 }
 
 fn start(
@@ -141,7 +162,9 @@ fn start(
     config: &ShapeConfig,
     options: Options,
 ) -> Result<Tunnel, NetError> {
-    stream.set_nodelay(true).map_err(NetError::io("set TCP_NODELAY"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(NetError::io("set TCP_NODELAY"))?;
     let clock = Clock::new();
     let peer = est.session.remote();
     let (sealer, opener) = est.session.split();
@@ -155,7 +178,14 @@ fn start(
         bytes_written: Mutex::new(0),
         outcome: watch::channel(Outcome::Running).0,
     });
-    tokio::spawn(write_task(shaper, write, cmd_rx, Arc::clone(&status), clock, options.tap));
+    tokio::spawn(write_task(
+        shaper,
+        write,
+        cmd_rx,
+        Arc::clone(&status),
+        clock,
+        options.tap,
+    ));
     tokio::spawn(read_task(receiver, read, msg_tx, est.leftover));
     Ok(Tunnel {
         sender: MessageSender {
@@ -215,12 +245,20 @@ impl MessageSender {
 
     /// Outbound accounting as of the writer's last wake-up.
     pub fn stats(&self) -> ShaperStats {
-        self.status.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Bytes written to the socket after the handshake.
     pub fn bytes_written(&self) -> u64 {
-        *self.status.bytes_written.lock().unwrap_or_else(|p| p.into_inner())
+        *self
+            .status
+            .bytes_written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn ended(&self) -> NetError {
@@ -257,7 +295,15 @@ async fn write_task(
     clock: Clock,
     tap: Option<Arc<dyn Tap>>,
 ) {
-    let result = write_loop(&mut shaper, &mut write, &mut commands, &status, clock, tap.as_deref()).await;
+    let result = write_loop(
+        &mut shaper,
+        &mut write,
+        &mut commands,
+        &status,
+        clock,
+        tap.as_deref(),
+    )
+    .await;
     *status.stats.lock().unwrap_or_else(|p| p.into_inner()) = shaper.stats().clone();
     let outcome = match result {
         Ok(()) => Outcome::Closed(shaper.stats().clone()),
@@ -303,7 +349,10 @@ async fn write_loop(
         }
         if !out.is_empty() {
             write.write_all(&out).await.map_err(NetError::io("write"))?;
-            *status.bytes_written.lock().unwrap_or_else(|p| p.into_inner()) += out.len() as u64;
+            *status
+                .bytes_written
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) += out.len() as u64;
             *status.stats.lock().unwrap_or_else(|p| p.into_inner()) = shaper.stats().clone();
             if out.len() >= WRITE_BATCH_BYTES {
                 // More may be due: go round again, but let other tasks run first.
@@ -395,6 +444,8 @@ async fn read_task(
     }
 }
 
+type CloseFuture = Pin<Box<dyn Future<Output = Result<ShaperStats, NetError>> + Send>>;
+
 /// A tunnel as a byte stream: each write becomes a message (up to 64 KiB), reads return the
 /// peer's bytes in order. `shutdown` closes our direction after the queue drains.
 pub struct ShapedStream {
@@ -403,7 +454,7 @@ pub struct ShapedStream {
     inbox: mpsc::Receiver<Result<Vec<u8>, NetError>>,
     current: Vec<u8>,
     pos: usize,
-    shutdown: Option<Pin<Box<dyn Future<Output = Result<ShaperStats, NetError>> + Send>>>,
+    shutdown: Option<CloseFuture>,
 }
 
 impl ShapedStream {
@@ -414,7 +465,11 @@ impl ShapedStream {
 }
 
 impl AsyncWrite for ShapedStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -422,7 +477,11 @@ impl AsyncWrite for ShapedStream {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
         let n = buf.len().min(STREAM_CHUNK_BYTES);
-        if self.commands.send_item(Command::Message(buf[..n].to_vec())).is_err() {
+        if self
+            .commands
+            .send_item(Command::Message(buf[..n].to_vec()))
+            .is_err()
+        {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
         Poll::Ready(Ok(n))
@@ -447,7 +506,11 @@ impl AsyncWrite for ShapedStream {
 }
 
 impl AsyncRead for ShapedStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         while self.pos >= self.current.len() {
             match ready!(self.inbox.poll_recv(cx)) {
                 Some(Ok(m)) => {

@@ -35,7 +35,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hush_shape::{Handshake, Keypair, PublicKey, Receiver, SendError, ShapeConfig, Shaper, ShaperStats};
+use hush_shape::{
+    Handshake, Keypair, PublicKey, Receiver, SendError, ShapeConfig, Shaper, ShaperStats,
+};
 
 use crate::clock::Clock;
 use crate::{NetError, Options, handshake};
@@ -81,7 +83,9 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("peer", &self.peer).finish()
+        f.debug_struct("Connection")
+            .field("peer", &self.peer)
+            .finish()
     }
 }
 
@@ -111,7 +115,9 @@ impl Connection {
         config: &ShapeConfig,
         options: Options,
     ) -> Result<Connection, NetError> {
-        stream.set_nodelay(true).map_err(NetError::io("set TCP_NODELAY"))?;
+        stream
+            .set_nodelay(true)
+            .map_err(NetError::io("set TCP_NODELAY"))?;
         let clock = Clock::new();
         let peer = est.session.remote();
         let (sealer, opener) = est.session.split();
@@ -182,7 +188,11 @@ impl Connection {
                     return Ok(());
                 }
                 Err(SendError::QueueFull { .. }) => {
-                    st = self.shared.drained.wait(st).unwrap_or_else(|p| p.into_inner());
+                    st = self
+                        .shared
+                        .drained
+                        .wait(st)
+                        .unwrap_or_else(|p| p.into_inner());
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -221,7 +231,11 @@ impl Connection {
         st.shaper.close();
         self.shared.wake.notify_one();
         while !st.finished && st.error.is_none() {
-            st = self.shared.drained.wait(st).unwrap_or_else(|p| p.into_inner());
+            st = self
+                .shared
+                .drained
+                .wait(st)
+                .unwrap_or_else(|p| p.into_inner());
         }
         match &st.error {
             Some(e) => Err(NetError::Io {
@@ -276,7 +290,9 @@ impl Drop for Connection {
 }
 
 fn peer_name(stream: &TcpStream) -> String {
-    stream.peer_addr().map_or_else(|_| "peer".into(), |a| a.to_string())
+    stream
+        .peer_addr()
+        .map_or_else(|_| "peer".into(), |a| a.to_string())
 }
 
 fn write_loop(shared: &Shared, mut stream: TcpStream, clock: Clock, tap: Option<&dyn crate::Tap>) {
@@ -423,7 +439,9 @@ impl Listener {
 
     /// The address we listen on.
     pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
-        self.inner.local_addr().map_err(NetError::io("local address"))
+        self.inner
+            .local_addr()
+            .map_err(NetError::io("local address"))
     }
 
     /// Wait for the next peer and complete its handshake. Each connection's schedule seed is
@@ -431,13 +449,17 @@ impl Listener {
     pub fn accept(&self) -> Result<Connection, NetError> {
         let (mut stream, addr) = self.inner.accept().map_err(NetError::io("accept"))?;
         let name = addr.to_string();
-        let hs = Handshake::responder(&self.key, self.allowed.clone()).map_err(|source| NetError::Handshake {
-            peer: name.clone(),
-            source,
+        let hs = Handshake::responder(&self.key, self.allowed.clone()).map_err(|source| {
+            NetError::Handshake {
+                peer: name.clone(),
+                source,
+            }
         })?;
         let est = handshake::blocking(&mut stream, hs, &name)?;
         let mut options = self.options.clone();
-        options.seed = options.seed.wrapping_add(self.accepted.fetch_add(1, Ordering::Relaxed));
+        options.seed = options
+            .seed
+            .wrapping_add(self.accepted.fetch_add(1, Ordering::Relaxed));
         Connection::start(stream, est, &self.config, options)
     }
 }

@@ -174,7 +174,9 @@ fn run_timer(timer: &Timer) {
             w.wake();
         }
         match next {
-            Some(deadline) => thread::park_timeout(deadline.saturating_duration_since(std::time::Instant::now())),
+            Some(deadline) => {
+                thread::park_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            }
             None => thread::park(),
         }
     }

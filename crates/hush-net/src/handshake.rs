@@ -26,7 +26,11 @@ fn hs_err(peer: &str) -> impl Fn(hush_shape::CryptoError) -> NetError + '_ {
 }
 
 /// Blocking: the stream's read timeout bounds the whole exchange.
-pub(crate) fn blocking(stream: &mut TcpStream, mut hs: Handshake, peer: &str) -> Result<Established, NetError> {
+pub(crate) fn blocking(
+    stream: &mut TcpStream,
+    mut hs: Handshake,
+    peer: &str,
+) -> Result<Established, NetError> {
     stream
         .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
         .map_err(NetError::io(format!("{peer}: set timeout")))?;
@@ -45,11 +49,19 @@ pub(crate) fn blocking(stream: &mut TcpStream, mut hs: Handshake, peer: &str) ->
             Ok(0) => {
                 return Err(NetError::Io {
                     context: format!("{peer}: handshake"),
-                    source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "peer closed the connection"),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "peer closed the connection",
+                    ),
                 });
             }
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Err(NetError::HandshakeTimeout(peer.to_string()));
             }
             Err(e) => return Err(NetError::io(format!("{peer}: handshake read"))(e)),
@@ -78,7 +90,11 @@ pub(crate) async fn tokio(
     }
 }
 
-async fn tokio_inner(stream: &mut tokio::net::TcpStream, mut hs: Handshake, peer: &str) -> Result<Established, NetError> {
+async fn tokio_inner(
+    stream: &mut tokio::net::TcpStream,
+    mut hs: Handshake,
+    peer: &str,
+) -> Result<Established, NetError> {
     let mut buf = [0u8; 4096];
     let mut leftover = Vec::new();
     loop {
@@ -98,7 +114,10 @@ async fn tokio_inner(stream: &mut tokio::net::TcpStream, mut hs: Handshake, peer
         if n == 0 {
             return Err(NetError::Io {
                 context: format!("{peer}: handshake"),
-                source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "peer closed the connection"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "peer closed the connection",
+                ),
             });
         }
         let used = hs.handle_input(&buf[..n]).map_err(hs_err(peer))?;

@@ -1,5 +1,7 @@
 //! Live drivers on loopback, watched by a passive observer on the path.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 mod common;
 
 use std::sync::Arc;
@@ -49,7 +51,14 @@ fn blocking_messages_arrive_and_the_accounts_match_the_wire() {
     .unwrap();
     let observer = Observer::start(listener.local_addr().unwrap(), Fault::None);
     let server = serve(listener);
-    let conn = Connection::connect(observer.addr, &config, &client_key, &server_key.public(), Options::new(2)).unwrap();
+    let conn = Connection::connect(
+        observer.addr,
+        &config,
+        &client_key,
+        &server_key.public(),
+        Options::new(2),
+    )
+    .unwrap();
     assert_eq!(conn.peer(), Some(server_key.public()));
     let sent: Vec<Vec<u8>> = (0..100).map(message).collect();
     for m in &sent {
@@ -57,9 +66,19 @@ fn blocking_messages_arrive_and_the_accounts_match_the_wire() {
     }
     let written = {
         let stats = conn.close_send().unwrap();
-        assert_eq!(stats.real_bytes, sent.iter().map(|m| m.len() as u64).sum::<u64>());
-        assert_eq!(stats.wire_bytes, stats.real_bytes + stats.padding_bytes + stats.framing_bytes + stats.cover_bytes);
-        assert_eq!(conn.bytes_written(), stats.wire_bytes, "accounting = bytes handed to the socket");
+        assert_eq!(
+            stats.real_bytes,
+            sent.iter().map(|m| m.len() as u64).sum::<u64>()
+        );
+        assert_eq!(
+            stats.wire_bytes,
+            stats.real_bytes + stats.padding_bytes + stats.framing_bytes + stats.cover_bytes
+        );
+        assert_eq!(
+            conn.bytes_written(),
+            stats.wire_bytes,
+            "accounting = bytes handed to the socket"
+        );
         stats.wire_bytes
     };
     let got = server.join().unwrap().unwrap();
@@ -69,17 +88,34 @@ fn blocking_messages_arrive_and_the_accounts_match_the_wire() {
     // What crossed the wire: the handshake message, then exactly the accounted records.
     let handshake = seen.frames[0].1 as u64;
     assert_eq!(seen.client_to_server_bytes, handshake + written);
-    assert!(seen.frames[1..].iter().all(|f| f.1 == 200), "every record 200 bytes on the wire");
+    assert!(
+        seen.frames[1..].iter().all(|f| f.1 == 200),
+        "every record 200 bytes on the wire"
+    );
     assert_eq!((seen.frames.len() - 1) as u64 * 200, written);
 }
 
 /// Records seen by the observer after the handshake: (gap since the previous, size).
 fn observe_run(config: &ShapeConfig, seed: u64, bursts: bool, run: Duration) -> Vec<(f64, usize)> {
     let (server_key, client_key) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
-    let listener = Listener::bind("127.0.0.1:0", config, server_key.clone(), None, Options::new(9)).unwrap();
+    let listener = Listener::bind(
+        "127.0.0.1:0",
+        config,
+        server_key.clone(),
+        None,
+        Options::new(9),
+    )
+    .unwrap();
     let observer = Observer::start(listener.local_addr().unwrap(), Fault::None);
     let server = serve(listener);
-    let conn = Connection::connect(observer.addr, config, &client_key, &server_key.public(), Options::new(seed)).unwrap();
+    let conn = Connection::connect(
+        observer.addr,
+        config,
+        &client_key,
+        &server_key.public(),
+        Options::new(seed),
+    )
+    .unwrap();
     let start = std::time::Instant::now();
     let mut i = 0;
     while start.elapsed() < run {
@@ -96,7 +132,10 @@ fn observe_run(config: &ShapeConfig, seed: u64, bursts: bool, run: Duration) -> 
     let _ = server.join();
     let seen = observer.join();
     let records = &seen.frames[1..];
-    records.windows(2).map(|w| ((w[1].0 - w[0].0).as_secs_f64(), w[1].1)).collect()
+    records
+        .windows(2)
+        .map(|w| ((w[1].0 - w[0].0).as_secs_f64(), w[1].1))
+        .collect()
 }
 
 #[test]
@@ -123,7 +162,10 @@ fn the_wire_obeys_the_schedule_whatever_the_application_does() {
     let crit = ks_critical_01(n, None);
     for (name, g) in [("silence", gaps(silence)), ("bursts", gaps(bursts))] {
         let d = ks_one_sample(&g, |x| sampler.cdf(x));
-        assert!(d < crit, "{name}: gaps measured on the wire differ from U[5, 15] ms: D = {d:.3} ≥ {crit:.3}");
+        assert!(
+            d < crit,
+            "{name}: gaps measured on the wire differ from U[5, 15] ms: D = {d:.3} ≥ {crit:.3}"
+        );
     }
     let d = ks_two_sample(&gaps(silence), &gaps(bursts));
     let crit2 = ks_critical_01(n, Some(n));
@@ -134,7 +176,16 @@ fn the_wire_obeys_the_schedule_whatever_the_application_does() {
 fn many_connections_in_one_process() {
     let server_key = Keypair::generate().unwrap();
     let config = constant(0.003, 120);
-    let listener = Arc::new(Listener::bind("127.0.0.1:0", &config, server_key.clone(), None, Options::new(3)).unwrap());
+    let listener = Arc::new(
+        Listener::bind(
+            "127.0.0.1:0",
+            &config,
+            server_key.clone(),
+            None,
+            Options::new(3),
+        )
+        .unwrap(),
+    );
     let addr = listener.local_addr().unwrap();
     let servers: Vec<_> = (0..16)
         .map(|_| {
@@ -155,9 +206,11 @@ fn many_connections_in_one_process() {
             let config = config.clone();
             std::thread::spawn(move || {
                 let key = Keypair::generate().unwrap();
-                let conn = Connection::connect(addr, &config, &key, &server_pub, Options::new(c)).unwrap();
+                let conn =
+                    Connection::connect(addr, &config, &key, &server_pub, Options::new(c)).unwrap();
                 for i in 0..10u64 {
-                    conn.send(format!("client {c} message {i}").as_bytes()).unwrap();
+                    conn.send(format!("client {c} message {i}").as_bytes())
+                        .unwrap();
                 }
                 conn.close().unwrap();
             })
@@ -182,7 +235,14 @@ fn many_connections_in_one_process() {
 fn fault_run(fault: Fault) -> (Vec<Vec<u8>>, Option<NetError>) {
     let (server_key, client_key) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
     let config = constant(0.001, 300);
-    let listener = Listener::bind("127.0.0.1:0", &config, server_key.clone(), None, Options::new(1)).unwrap();
+    let listener = Listener::bind(
+        "127.0.0.1:0",
+        &config,
+        server_key.clone(),
+        None,
+        Options::new(1),
+    )
+    .unwrap();
     let observer = Observer::start(listener.local_addr().unwrap(), fault);
     let server = std::thread::spawn(move || {
         let conn = listener.accept().unwrap();
@@ -195,7 +255,14 @@ fn fault_run(fault: Fault) -> (Vec<Vec<u8>>, Option<NetError>) {
             }
         }
     });
-    let conn = Connection::connect(observer.addr, &config, &client_key, &server_key.public(), Options::new(2)).unwrap();
+    let conn = Connection::connect(
+        observer.addr,
+        &config,
+        &client_key,
+        &server_key.public(),
+        Options::new(2),
+    )
+    .unwrap();
     for i in 0..20 {
         if conn.send(&vec![i as u8; 1000]).is_err() {
             break;
@@ -221,7 +288,10 @@ fn a_reset_mid_record_is_an_error_not_a_close() {
     assert!(got.len() < 20);
     let err = err.expect("a cut stream must not look like a clean close");
     assert!(
-        matches!(err, NetError::Recv(RecvError::Truncated { .. }) | NetError::Io { .. }),
+        matches!(
+            err,
+            NetError::Recv(RecvError::Truncated { .. }) | NetError::Io { .. }
+        ),
         "{err}"
     );
 }
@@ -230,14 +300,26 @@ fn a_reset_mid_record_is_an_error_not_a_close() {
 fn a_flipped_bit_on_the_wire_is_detected() {
     let (got, err) = fault_run(Fault::FlipBit(98 + 2 * 300 + 77));
     assert_whole_prefix(&got);
-    assert!(matches!(err, Some(NetError::Recv(RecvError::Authentication { record: 2 }))), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Some(NetError::Recv(RecvError::Authentication { record: 2 }))
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn a_replayed_record_on_the_wire_is_detected() {
     let (got, err) = fault_run(Fault::Replay(3));
     assert_whole_prefix(&got);
-    assert!(matches!(err, Some(NetError::Recv(RecvError::Authentication { record: 3 }))), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Some(NetError::Recv(RecvError::Authentication { record: 3 }))
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -248,13 +330,28 @@ fn an_unknown_client_is_refused() {
         Keypair::generate().unwrap(),
     );
     let config = constant(0.01, 100);
-    let listener =
-        Listener::bind("127.0.0.1:0", &config, server_key.clone(), Some(vec![other.public()]), Options::new(1)).unwrap();
+    let listener = Listener::bind(
+        "127.0.0.1:0",
+        &config,
+        server_key.clone(),
+        Some(vec![other.public()]),
+        Options::new(1),
+    )
+    .unwrap();
     let addr = listener.local_addr().unwrap();
     let server = std::thread::spawn(move || listener.accept().map(|_| ()));
-    let client = Connection::connect(addr, &config, &client_key, &server_key.public(), Options::new(2));
+    let client = Connection::connect(
+        addr,
+        &config,
+        &client_key,
+        &server_key.public(),
+        Options::new(2),
+    );
     let server = server.join().unwrap();
-    assert!(matches!(server, Err(NetError::Handshake { .. })), "{server:?}");
+    assert!(
+        matches!(server, Err(NetError::Handshake { .. })),
+        "{server:?}"
+    );
     assert!(client.is_err());
 }
 
@@ -282,7 +379,9 @@ async fn tokio_shaped_stream_echoes_a_megabyte() {
             all.len()
         }
     });
-    let tunnel = aio::connect(addr, &fast, &dev_key, &gw_key.public(), Options::new(6)).await.unwrap();
+    let tunnel = aio::connect(addr, &fast, &dev_key, &gw_key.public(), Options::new(6))
+        .await
+        .unwrap();
     let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
     let (mut rd, mut wr) = tokio::io::split(tunnel.into_stream());
     let writer = {
@@ -309,7 +408,9 @@ async fn tokio_messages_on_a_schedule_and_close_loses_nothing() {
         let (gw_key, config) = (gw_key.clone(), config.clone());
         async move {
             let (stream, _) = listener.accept().await.unwrap();
-            let mut tunnel = aio::accept(stream, &config, &gw_key, None, Options::new(5)).await.unwrap();
+            let mut tunnel = aio::accept(stream, &config, &gw_key, None, Options::new(5))
+                .await
+                .unwrap();
             let mut got = Vec::new();
             while let Some(m) = tunnel.receiver.recv().await.unwrap() {
                 got.push(m);
@@ -318,7 +419,9 @@ async fn tokio_messages_on_a_schedule_and_close_loses_nothing() {
             got
         }
     });
-    let mut tunnel = aio::connect(addr, &config, &dev_key, &gw_key.public(), Options::new(6)).await.unwrap();
+    let mut tunnel = aio::connect(addr, &config, &dev_key, &gw_key.public(), Options::new(6))
+        .await
+        .unwrap();
     let sent: Vec<Vec<u8>> = (0..60).map(message).collect();
     for m in &sent {
         tunnel.sender.send(m.clone()).await.unwrap();

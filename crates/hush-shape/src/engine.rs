@@ -943,7 +943,10 @@ impl Receiver {
         while pos < end {
             match &mut self.assembly {
                 Assembly::Idle => {
-                    self.assembly = Assembly::Length { bytes: [0; 10], n: 0 };
+                    self.assembly = Assembly::Length {
+                        bytes: [0; 10],
+                        n: 0,
+                    };
                 }
                 Assembly::Length { bytes, n } => {
                     bytes[*n] = self.plain[pos];
@@ -966,7 +969,10 @@ impl Receiver {
                                 });
                             }
                             // Grow with the bytes that arrive, not with what the length claims.
-                            self.assembly = Assembly::Body { len, data: Vec::new() };
+                            self.assembly = Assembly::Body {
+                                len,
+                                data: Vec::new(),
+                            };
                             self.complete_if_whole();
                         }
                     }

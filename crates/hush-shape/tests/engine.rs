@@ -1,11 +1,15 @@
 //! Transcript tests of the engine on a virtual clock: what goes in, what comes out, byte by byte.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::time::Duration;
 
-use hush_shape::frame::{Flags, HEADER_BYTES, Header, LENGTH_PREFIX_BYTES, RECORD_OVERHEAD_BYTES, TAG_BYTES};
+use hush_shape::frame::{
+    Flags, HEADER_BYTES, Header, LENGTH_PREFIX_BYTES, RECORD_OVERHEAD_BYTES, TAG_BYTES,
+};
 use hush_shape::{
-    Budget, Dist, Engine, Instant, Policy, RecordKind, RecvError, ScheduleSpec, SendError, Session, ShapeConfig,
-    Transmit,
+    Budget, Dist, Engine, Instant, Policy, RecordKind, RecvError, ScheduleSpec, SendError, Session,
+    ShapeConfig, Transmit,
 };
 
 fn ms(t: u64) -> Instant {
@@ -70,7 +74,15 @@ fn ilp_fragments_a_long_message_into_fixed_records() {
     // = 502 bytes of stream: 128, 128, 128, 118 (+ 10 padding), then cover.
     let summary: Vec<(u64, u32, RecordKind, u32, u32)> = records
         .iter()
-        .map(|(t, r)| (t.as_nanos() / 1_000_000, r.size_bytes, r.kind, r.real_bytes, r.padding_bytes))
+        .map(|(t, r)| {
+            (
+                t.as_nanos() / 1_000_000,
+                r.size_bytes,
+                r.kind,
+                r.real_bytes,
+                r.padding_bytes,
+            )
+        })
         .collect();
     assert_eq!(
         summary,
@@ -90,18 +102,28 @@ fn ilp_fragments_a_long_message_into_fixed_records() {
     assert_eq!(s.framing_bytes, 4 * 22 + 2);
     assert_eq!(s.padding_bytes, 10);
     assert_eq!(s.cover_bytes, 150);
-    assert_eq!(s.delay_max_ns, 190_000_000, "queued at 10 ms, last byte left at 200 ms");
+    assert_eq!(
+        s.delay_max_ns, 190_000_000,
+        "queued at 10 ms, last byte left at 200 ms"
+    );
 }
 
 #[test]
 fn small_messages_share_a_record_and_empty_ones_arrive() {
     let config = ShapeConfig::new(ScheduleSpec::datta_low_latency());
     let (mut dev, mut gw) = pair(&config, 2);
-    let sends = vec![(ms(1), b"a".to_vec()), (ms(2), Vec::new()), (ms(3), b"ccc".to_vec())];
+    let sends = vec![
+        (ms(1), b"a".to_vec()),
+        (ms(2), Vec::new()),
+        (ms(3), b"ccc".to_vec()),
+    ];
     let (records, messages) = drive(&mut dev, &mut gw, &sends, ms(50));
     assert_eq!(records.len(), 1);
     let r = records[0].1;
-    assert_eq!((r.real_bytes, r.framing_bytes, r.messages_completed), (4, 22 + 3, 3));
+    assert_eq!(
+        (r.real_bytes, r.framing_bytes, r.messages_completed),
+        (4, 22 + 3, 3)
+    );
     assert_eq!(r.padding_bytes, 150 - 22 - 3 - 4);
     assert_eq!(messages, vec![b"a".to_vec(), vec![], b"ccc".to_vec()]);
 }
@@ -123,7 +145,10 @@ fn the_wire_ignores_the_workload_under_the_same_seed() {
     );
     assert_eq!(bursts.1, 40, "all 40 messages arrived");
     assert_eq!(silence.0, bursts.0, "same sizes and times, idle or busy");
-    assert!(silence.0.len() > 150, "about 200 records in 60 s at 0.3 s mean gap");
+    assert!(
+        silence.0.len() > 150,
+        "about 200 records in 60 s at 0.3 s mean gap"
+    );
 }
 
 #[test]
@@ -135,12 +160,18 @@ fn immediate_policy_sends_at_once_and_fills_gaps_with_cover() {
     config.policy = Policy::Immediate;
     let (mut dev, mut gw) = pair(&config, 3);
     let (records, messages) = drive(&mut dev, &mut gw, &[(ms(300), vec![7; 40])], ms(2000));
-    let summary: Vec<(u64, u32, RecordKind)> =
-        records.iter().map(|(t, r)| (t.as_nanos() / 1_000_000, r.size_bytes, r.kind)).collect();
+    let summary: Vec<(u64, u32, RecordKind)> = records
+        .iter()
+        .map(|(t, r)| (t.as_nanos() / 1_000_000, r.size_bytes, r.kind))
+        .collect();
     // Data at 300 ms sized to fit (22 + 1 + 40), cover on the 1 s grid.
     assert_eq!(
         summary,
-        vec![(300, 63, RecordKind::Data), (1000, 100, RecordKind::Cover), (2000, 100, RecordKind::Cover)]
+        vec![
+            (300, 63, RecordKind::Data),
+            (1000, 100, RecordKind::Cover),
+            (2000, 100, RecordKind::Cover)
+        ]
     );
     assert_eq!(messages, vec![vec![7; 40]]);
 }
@@ -155,7 +186,11 @@ fn unshaped_sends_records_only_for_data() {
     // 200,003 stream bytes in records of at most 65,537 - 22 data bytes: 4 records, all at 5 ms.
     assert_eq!(records.len(), 4);
     assert!(records.iter().all(|(t, _)| *t == ms(5)));
-    assert_eq!(dev.poll_timeout(), None, "nothing more to do until the application sends");
+    assert_eq!(
+        dev.poll_timeout(),
+        None,
+        "nothing more to do until the application sends"
+    );
     let bad = ShapeConfig {
         policy: Policy::Pad,
         ..ShapeConfig::new(ScheduleSpec::Unshaped)
@@ -168,13 +203,18 @@ fn close_drains_the_queue_then_marks_the_last_record() {
     let config = ShapeConfig::new(ScheduleSpec::datta_low_latency());
     let (mut dev, mut gw) = pair(&config, 5);
     for i in 0..20u8 {
-        dev.send(ms(0), &vec![i; 100]).unwrap();
+        dev.send(ms(0), &[i; 100]).unwrap();
     }
     dev.close();
     assert_eq!(dev.send(ms(0), b"late"), Err(SendError::Closed));
     let (records, messages) = drive(&mut dev, &mut gw, &[], ms(100_000));
     assert_eq!(messages.len(), 20);
-    assert!(messages.iter().enumerate().all(|(i, m)| m == &vec![i as u8; 100]));
+    assert!(
+        messages
+            .iter()
+            .enumerate()
+            .all(|(i, m)| m == &vec![i as u8; 100])
+    );
     assert!(records.last().unwrap().1.close);
     assert!(dev.shaper().is_finished());
     assert_eq!(dev.poll_timeout(), None);
@@ -193,7 +233,10 @@ fn max_bps_delays_slots_without_breaking_independence() {
     let run = |sends: Vec<(Instant, Vec<u8>)>| {
         let (mut dev, mut gw) = pair(&config, 6);
         let (records, _) = drive(&mut dev, &mut gw, &sends, ms(100_000));
-        records.iter().map(|(t, r)| (*t, r.size_bytes)).collect::<Vec<_>>()
+        records
+            .iter()
+            .map(|(t, r)| (*t, r.size_bytes))
+            .collect::<Vec<_>>()
     };
     let idle = run(Vec::new());
     let busy = run((0..50).map(|i| (ms(i * 1000), vec![1; 5000])).collect());
@@ -217,9 +260,26 @@ fn daily_cap_and_metered_mode_drop_only_cover() {
     };
     let (mut dev, mut gw) = pair(&config, 7);
     // 10 cover records fill the day's 1000 bytes; a message at 30 s still leaves.
-    let (records, messages) = drive(&mut dev, &mut gw, &[(ms(30_500), b"still works".to_vec())], ms(60_000));
-    assert_eq!(records.iter().filter(|r| r.1.kind == RecordKind::Cover).count(), 10);
-    assert_eq!(records.iter().filter(|r| r.1.kind == RecordKind::Data).count(), 1);
+    let (records, messages) = drive(
+        &mut dev,
+        &mut gw,
+        &[(ms(30_500), b"still works".to_vec())],
+        ms(60_000),
+    );
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.1.kind == RecordKind::Cover)
+            .count(),
+        10
+    );
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.1.kind == RecordKind::Data)
+            .count(),
+        1
+    );
     assert_eq!(messages.len(), 1);
     assert_eq!(dev.stats().cover_slots_skipped, 60 - 11);
 
@@ -228,7 +288,7 @@ fn daily_cap_and_metered_mode_drop_only_cover() {
         ..Budget::default()
     };
     let (mut dev, mut gw) = pair(&config, 8);
-    let (records, _) = drive(&mut dev, &mut gw, &[], ms(4000_000));
+    let (records, _) = drive(&mut dev, &mut gw, &[], ms(4_000_000));
     let sent = records.len() as f64 / 4000.0;
     assert!((sent - 0.25).abs() < 0.03, "{sent}");
 }
@@ -247,7 +307,10 @@ fn random_sizes_and_gaps_follow_their_distributions() {
     let (mut dev, mut gw) = pair(&config, 9);
     let (records, _) = drive(&mut dev, &mut gw, &[], ms(1_000_000));
     let sizes: Vec<u32> = records.iter().map(|r| r.1.size_bytes).collect();
-    assert!(sizes.iter().all(|&s| s >= 23), "truncated at the smallest record");
+    assert!(
+        sizes.iter().all(|&s| s >= 23),
+        "truncated at the smallest record"
+    );
     let mean_gap = 1000.0 / records.len() as f64;
     assert!((mean_gap - 0.1).abs() < 0.003, "{mean_gap}");
 }
@@ -280,9 +343,16 @@ fn a_flipped_bit_fails_authentication() {
     gw.receive(&records[0]).unwrap();
     let mut bad = records[1].clone();
     bad[40] ^= 0x10;
-    assert_eq!(gw.receive(&bad), Err(RecvError::Authentication { record: 1 }));
+    assert_eq!(
+        gw.receive(&bad),
+        Err(RecvError::Authentication { record: 1 })
+    );
     assert_eq!(gw.poll_message().as_deref(), Some(&b"first"[..]));
-    assert_eq!(gw.poll_message(), None, "the 300-byte message is never delivered");
+    assert_eq!(
+        gw.poll_message(),
+        None,
+        "the 300-byte message is never delivered"
+    );
     // The error is final.
     assert!(gw.receive(&records[2]).is_err());
 }
@@ -292,7 +362,10 @@ fn a_flipped_length_prefix_fails_too() {
     let (records, mut gw) = records_of(&[&[1; 200]], 100);
     let mut stream: Vec<u8> = records.concat();
     stream[1] ^= 0x01; // 98 → 99: the record swallows a byte of the next one
-    assert!(matches!(gw.receive(&stream), Err(RecvError::Authentication { record: 0 })));
+    assert!(matches!(
+        gw.receive(&stream),
+        Err(RecvError::Authentication { record: 0 })
+    ));
     assert_eq!(gw.poll_message(), None);
 }
 
@@ -300,7 +373,10 @@ fn a_flipped_length_prefix_fails_too() {
 fn a_replayed_record_is_rejected() {
     let (records, mut gw) = records_of(&[&[1; 30], &[2; 30]], 60);
     gw.receive(&records[0]).unwrap();
-    assert_eq!(gw.receive(&records[0]), Err(RecvError::Authentication { record: 1 }));
+    assert_eq!(
+        gw.receive(&records[0]),
+        Err(RecvError::Authentication { record: 1 })
+    );
     assert_eq!(gw.poll_message(), Some(vec![1; 30]));
     assert_eq!(gw.poll_message(), None);
 }
@@ -312,11 +388,21 @@ fn a_truncated_stream_is_not_a_close() {
     // Cut inside the third record: the message is never delivered, finish says where.
     gw.receive(&stream[..250]).unwrap();
     assert_eq!(gw.poll_message(), None);
-    assert_eq!(gw.receiver().finish(), Err(RecvError::Truncated { detail: "inside a record" }));
+    assert_eq!(
+        gw.receiver().finish(),
+        Err(RecvError::Truncated {
+            detail: "inside a record"
+        })
+    );
 
     let (records, mut gw) = records_of(&[&[3; 500]], 100);
     gw.receive(&records[..2].concat()).unwrap();
-    assert_eq!(gw.receiver().finish(), Err(RecvError::Truncated { detail: "inside a message" }));
+    assert_eq!(
+        gw.receiver().finish(),
+        Err(RecvError::Truncated {
+            detail: "inside a message"
+        })
+    );
 
     let (records, mut gw) = records_of(&[b"ok"], 100);
     gw.receive(&records.concat()).unwrap();
@@ -340,9 +426,17 @@ fn a_reset_mid_record_loses_nothing_delivered_as_whole() {
         while let Some(m) = gw.poll_message() {
             got.push(m);
         }
-        assert_eq!(&msgs[..got.len()], &got[..], "cut at {cut}: a prefix of whole messages");
+        assert_eq!(
+            &msgs[..got.len()],
+            &got[..],
+            "cut at {cut}: a prefix of whole messages"
+        );
         let closed = gw.receiver().finish().is_ok();
-        assert_eq!(closed, cut == len, "only the full stream is a clean close (cut at {cut})");
+        assert_eq!(
+            closed,
+            cut == len,
+            "only the full stream is a clean close (cut at {cut})"
+        );
         if closed {
             assert_eq!(got, msgs);
         }
@@ -357,7 +451,12 @@ fn a_length_field_larger_than_the_record() {
     r[..2].copy_from_slice(&500u16.to_be_bytes());
     gw.receive(&r).unwrap();
     assert_eq!(gw.poll_message(), None);
-    assert_eq!(gw.receiver().finish(), Err(RecvError::Truncated { detail: "inside a record" }));
+    assert_eq!(
+        gw.receiver().finish(),
+        Err(RecvError::Truncated {
+            detail: "inside a record"
+        })
+    );
 
     // An authentic record whose header's data length exceeds the record (a buggy peer).
     let (a, b) = Session::in_memory_pair().unwrap();
@@ -374,12 +473,22 @@ fn a_length_field_larger_than_the_record() {
     rec[..2].copy_from_slice(&((60 + TAG_BYTES) as u16).to_be_bytes());
     sealer.seal(&plain, &mut rec[2..]);
     let err = gw.receive(&rec).unwrap_err();
-    assert!(matches!(err, RecvError::Malformed { record: 0, .. }), "{err}");
-    assert!(err.to_string().contains("data length 200 exceeds the 56 bytes"), "{err}");
+    assert!(
+        matches!(err, RecvError::Malformed { record: 0, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("data length 200 exceeds the 56 bytes"),
+        "{err}"
+    );
 
     // A prefix too small to hold a header and tag.
     let (_, mut gw) = records_of(&[], 100);
-    assert!(matches!(gw.receive(&[0, 5]), Err(RecvError::TooShort { len: 5, .. })));
+    assert!(matches!(
+        gw.receive(&[0, 5]),
+        Err(RecvError::TooShort { len: 5, .. })
+    ));
 }
 
 #[test]
@@ -403,7 +512,10 @@ fn stream_inconsistencies_from_an_authentic_peer_are_errors() {
     };
     // "continues" a message that never started.
     let r = seal(Flags::CONTINUES, b"abc");
-    assert!(matches!(gw.receive(&r), Err(RecvError::Stream { record: 0, .. })));
+    assert!(matches!(
+        gw.receive(&r),
+        Err(RecvError::Stream { record: 0, .. })
+    ));
 
     let (a, b) = Session::in_memory_pair().unwrap();
     let (mut sealer, _) = a.split();
@@ -425,7 +537,9 @@ fn stream_inconsistencies_from_an_authentic_peer_are_errors() {
     let mut huge = Vec::new();
     hush_shape::frame::write_varint(64 << 20, &mut huge);
     let r = seal(Flags::MORE, &huge);
-    assert!(matches!(gw.receive(&r), Err(RecvError::MessageTooLarge { len, .. }) if len == 64 << 20));
+    assert!(
+        matches!(gw.receive(&r), Err(RecvError::MessageTooLarge { len, .. }) if len == 64 << 20)
+    );
 }
 
 #[test]
@@ -444,9 +558,18 @@ fn send_refuses_what_it_cannot_hold() {
     config.max_queue_bytes = 1000;
     config.max_message_bytes = 800;
     let (mut dev, _) = pair(&config, 12);
-    assert!(matches!(dev.send(ms(0), &[0; 801]), Err(SendError::TooLarge { len: 801, max: 800 })));
+    assert!(matches!(
+        dev.send(ms(0), &[0; 801]),
+        Err(SendError::TooLarge { len: 801, max: 800 })
+    ));
     dev.send(ms(0), &[0; 800]).unwrap();
-    assert!(matches!(dev.send(ms(0), &[0; 300]), Err(SendError::QueueFull { queued: 800, max: 1000 })));
+    assert!(matches!(
+        dev.send(ms(0), &[0; 300]),
+        Err(SendError::QueueFull {
+            queued: 800,
+            max: 1000
+        })
+    ));
     dev.send(ms(0), &[0; 200]).unwrap();
     assert_eq!(dev.shaper().queued_bytes(), 1000);
 }

@@ -1,13 +1,17 @@
 //! Property tests: any messages, any schedule, any chunking of the byte stream: everything
 //! arrives intact and in order, and the accounts add up.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use proptest::prelude::*;
 
 use hush_shape::{Dist, Engine, Instant, Policy, RecordKind, ScheduleSpec, Session, ShapeConfig};
 
 fn message(i: usize, len: usize) -> Vec<u8> {
     // Content depends on the index and position, so a reordered or shifted byte shows.
-    (0..len).map(|j| (i.wrapping_mul(131) ^ j.wrapping_mul(7) ^ (j >> 8)) as u8).collect()
+    (0..len)
+        .map(|j| (i.wrapping_mul(131) ^ j.wrapping_mul(7) ^ (j >> 8)) as u8)
+        .collect()
 }
 
 fn sizes() -> impl Strategy<Value = Vec<usize>> {

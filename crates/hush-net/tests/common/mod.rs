@@ -2,6 +2,7 @@
 //! them, and timestamps every frame (handshake message or record) of the client's direction as
 //! an eavesdropper on the path would see it. It can also inject faults.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -49,7 +50,8 @@ impl Observer {
             client.set_nodelay(true).unwrap();
             upstream.set_nodelay(true).unwrap();
             let back = {
-                let (mut from, mut to) = (upstream.try_clone().unwrap(), client.try_clone().unwrap());
+                let (mut from, mut to) =
+                    (upstream.try_clone().unwrap(), client.try_clone().unwrap());
                 let seen = Arc::clone(&seen2);
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 65536];
