@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand};
 
 mod convert;
 mod inspect;
+mod net;
+mod shape;
 
 /// hush: IoT traffic privacy. Measure what encrypted smart-home traffic reveals, shape it so it
 /// reveals nothing, and measure what that costs.
@@ -26,7 +28,57 @@ enum Command {
     /// Convert a capture between pcap, pcapng (input only) and CSV.
     #[command(after_help = CONVERT_EXAMPLES)]
     Convert(ConvertArgs),
+    /// What a shaping schedule costs on the wire, alone or carrying a capture's traffic.
+    #[command(after_help = SHAPE_EXAMPLES)]
+    Shape(shape::ShapeCmd),
+    /// Run beside a device: carry its TCP connections through one shaped tunnel to a gateway.
+    #[command(after_help = PROXY_EXAMPLES)]
+    Proxy(net::ProxyArgs),
+    /// Terminate devices' shaped tunnels and connect their streams to the real servers.
+    #[command(after_help = GATEWAY_EXAMPLES)]
+    Gateway(net::GatewayArgs),
+    /// Make a key pair for a proxy or gateway; prints the public key.
+    Keygen(net::KeygenArgs),
+    /// Print the public key of a private key file.
+    Pubkey(net::PubkeyArgs),
 }
+
+const SHAPE_EXAMPLES: &str = "\
+Examples:
+  hush shape --schedule datta-low                         150 B every 50 ms: its cost per second and day
+  hush shape --schedule datta-high                        gaps U[0.2,0.4] s, sizes U[50,200] B
+  hush shape --schedule random --gap exp:0.3 --size normal:120,40
+  hush shape --schedule on-off --on 2 --off uniform:5,30 --gap 0.05 --size 300
+  hush shape --schedule adaptive --rates 2,5,20 --size 200 --hold-s 30
+  hush shape --schedule constant --gap 0.1 --size 400 --max-bytes-per-day 50000000
+  hush shape --schedule datta-high --trace capture.pcap   carry a real capture: overhead and delay
+  hush shape --config proxy.toml --json                   the [shape] section of a config file
+
+Sizes are whole records on the wire, hush's 22 bytes of framing and AEAD tag included.
+Distributions: a number, uniform:MIN,MAX, normal:MEAN,STD[,MIN,MAX], lognormal:MU,SIGMA[,MIN,MAX],
+exp:MEAN[,MIN,MAX], empirical:V1,V2,... Normal and log-normal draws are truncated to valid sizes
+(23 to 65537 bytes) and gaps (0 to 1 day), never clamped into wrong values.";
+
+const PROXY_EXAMPLES: &str = "\
+Examples:
+  hush keygen --out device.key                            once; give the printed key to the gateway
+  hush proxy --gateway gw.example.net:7443 --gateway-key <KEY> --key device.key \\
+             --socks 127.0.0.1:1080 --schedule datta-high
+  hush proxy --config proxy.toml --forward 127.0.0.1:8883=broker.example.com:8883
+
+Every connection the device makes through the SOCKS port or a forward rides one encrypted
+tunnel whose records have the schedule's sizes and times, whatever the device does. Ctrl-C or
+SIGTERM drains the tunnel's queue before exiting. See hush_net::config for the TOML format.";
+
+const GATEWAY_EXAMPLES: &str = "\
+Examples:
+  hush keygen --out gateway.key
+  hush gateway --listen 0.0.0.0:7443 --key gateway.key --allow sleep-monitor=<DEVICE KEY> \\
+               --schedule datta-high
+  hush gateway --config gateway.toml
+
+The gateway shapes what it sends to each device (the download direction) with the device's
+schedule from the file, else the one given here. Only listed device keys get in.";
 
 const INSPECT_EXAMPLES: &str = "\
 Examples:
@@ -99,6 +151,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Shape(args) => shape::run(&args),
+        Command::Proxy(args) => net::proxy(&args),
+        Command::Gateway(args) => net::gateway(&args),
+        Command::Keygen(args) => net::keygen(&args),
+        Command::Pubkey(args) => net::pubkey(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -117,9 +174,12 @@ fn report(err: &anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     eprintln!("hush: {err:#}");
-    let bad_input = err
-        .chain()
-        .any(|c| c.is::<hush_trace::TraceError>() || c.is::<BadInput>());
+    let bad_input = err.chain().any(|c| {
+        c.is::<hush_trace::TraceError>()
+            || c.is::<BadInput>()
+            || c.downcast_ref::<hush_net::NetError>()
+                .is_some_and(hush_net::NetError::is_bad_input)
+    });
     ExitCode::from(if bad_input { 2 } else { 1 })
 }
 

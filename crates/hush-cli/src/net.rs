@@ -1,0 +1,238 @@
+//! `hush keygen`, `hush pubkey`, `hush proxy`, `hush gateway`: thin glue over hush-net.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use hush_net::config::{
+    ConfigFile, GatewayToml, ProxyToml, parse_forward, read_key_file, write_key_file,
+};
+use hush_net::gateway::{Device, Gateway};
+use hush_net::proxy::{Log, Proxy};
+use hush_shape::Keypair;
+
+use crate::BadInput;
+use crate::shape::ShapeArgs;
+
+/// `hush keygen`.
+#[derive(Args)]
+pub struct KeygenArgs {
+    /// Where to write the private key (created with mode 0600; never overwritten).
+    #[arg(long, short, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `hush pubkey`.
+#[derive(Args)]
+pub struct PubkeyArgs {
+    /// A private key file.
+    pub key: PathBuf,
+}
+
+/// `hush proxy`.
+#[derive(Args)]
+pub struct ProxyArgs {
+    /// TOML configuration with [proxy] and [shape] sections; flags override it.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The gateway, HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub gateway: Option<String>,
+    /// The gateway's public key (base64, from `hush pubkey`).
+    #[arg(long, value_name = "KEY")]
+    pub gateway_key: Option<String>,
+    /// Our private key file (from `hush keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Listen for SOCKS5 clients here.
+    #[arg(long, value_name = "ADDR")]
+    pub socks: Option<std::net::SocketAddr>,
+    /// Forward LISTEN=HOST:PORT through the tunnel (repeatable).
+    #[arg(long, value_name = "LISTEN=HOST:PORT")]
+    pub forward: Vec<String>,
+    /// Schedule seed (default: the file's, else random, printed at start).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+}
+
+/// `hush gateway`.
+#[derive(Args)]
+pub struct GatewayArgs {
+    /// TOML configuration with [gateway] and [shape] sections; flags override it.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Listen for tunnels here.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Our private key file.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Allow a device: KEY or NAME=KEY (repeatable).
+    #[arg(long, value_name = "[NAME=]KEY")]
+    pub allow: Vec<String>,
+    /// Accept any device key (trials only).
+    #[arg(long)]
+    pub allow_any_device: bool,
+    /// Base schedule seed (default: the file's, else random, printed at start).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+}
+
+pub fn keygen(args: &KeygenArgs) -> Result<()> {
+    let key = Keypair::generate()?;
+    write_key_file(&args.out, &key).map_err(|e| BadInput(e.to_string()))?;
+    println!("{}", key.public());
+    eprintln!(
+        "hush: private key written to {}; the line above is its public key",
+        args.out.display()
+    );
+    Ok(())
+}
+
+pub fn pubkey(args: &PubkeyArgs) -> Result<()> {
+    let key = read_key_file(&args.key).map_err(|e| BadInput(e.to_string()))?;
+    println!("{}", key.public());
+    Ok(())
+}
+
+fn log(prefix: &'static str) -> Log {
+    Arc::new(move |line: &str| eprintln!("hush {prefix}: {line}"))
+}
+
+fn read_config(path: &Option<PathBuf>) -> Result<ConfigFile> {
+    match path {
+        Some(p) => ConfigFile::read(p).map_err(|e| BadInput(e.to_string()).into()),
+        None => Ok(ConfigFile::default()),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn seed_or_random(flag: Option<u64>, file: Option<u64>) -> u64 {
+    flag.or(file).unwrap_or_else(rand::random)
+}
+
+pub fn proxy(args: &ProxyArgs) -> Result<()> {
+    let file = read_config(&args.config)?;
+    let mut toml = file.proxy.unwrap_or_default();
+    let shape = args.shape.config(file.shape)?;
+    if args.gateway.is_some() {
+        toml.gateway.clone_from(&args.gateway);
+    }
+    if args.gateway_key.is_some() {
+        toml.gateway_public_key.clone_from(&args.gateway_key);
+    }
+    if args.key.is_some() {
+        toml.key_file.clone_from(&args.key);
+    }
+    if args.socks.is_some() {
+        toml.socks = args.socks;
+    }
+    let seed = seed_or_random(args.seed, toml.seed);
+    let extra: Vec<_> = args
+        .forward
+        .iter()
+        .map(|f| parse_forward(f))
+        .collect::<Result<_, _>>()
+        .map_err(|e| BadInput(e.to_string()))?;
+    let mut settings =
+        ProxyToml::settings(toml, shape, seed).map_err(|e| BadInput(e.to_string()))?;
+    settings.forwards.extend(extra);
+    let log = log("proxy");
+    runtime()?.block_on(async {
+        let proxy = Proxy::bind(settings, Arc::clone(&log)).await?;
+        if let Some(a) = proxy.socks_addr() {
+            log(&format!("SOCKS5 on {a}"));
+        }
+        for a in proxy.forward_addrs() {
+            log(&format!("forwarding {a}"));
+        }
+        let report = proxy.run(shutdown_signal()).await?;
+        log(&format!(
+            "done: {} streams, {} B up, {} B down; tunnel sent {} records, {} wire bytes for {} real",
+            report.streams,
+            report.bytes_to_tunnel,
+            report.bytes_from_tunnel,
+            report.tunnel.records,
+            report.tunnel.wire_bytes,
+            report.tunnel.real_bytes
+        ));
+        Ok::<(), hush_net::NetError>(())
+    })?;
+    Ok(())
+}
+
+pub fn gateway(args: &GatewayArgs) -> Result<()> {
+    let file = read_config(&args.config)?;
+    let mut toml: GatewayToml = file.gateway.unwrap_or_default();
+    let shape = args.shape.config(file.shape)?;
+    if args.listen.is_some() {
+        toml.listen = args.listen;
+    }
+    if args.key.is_some() {
+        toml.key_file.clone_from(&args.key);
+    }
+    toml.allow_any_device |= args.allow_any_device;
+    let seed = seed_or_random(args.seed, toml.seed);
+    let mut settings =
+        GatewayToml::settings(toml, shape, seed).map_err(|e| BadInput(e.to_string()))?;
+    for (i, a) in args.allow.iter().enumerate() {
+        let (name, key) = match a.split_once('=') {
+            // Base64 ends in '=', so only a split before the last 44 characters is a name.
+            Some((n, k)) if k.len() >= 43 => (n.to_string(), k),
+            _ => (format!("device{}", i + 1), a.as_str()),
+        };
+        let key = key
+            .parse()
+            .map_err(|e| BadInput(format!("--allow {a:?}: {e}")))?;
+        settings.devices.push(Device {
+            name,
+            key,
+            shape: None,
+        });
+    }
+    let log = log("gateway");
+    runtime()?.block_on(async {
+        let gw = Gateway::bind(settings, Arc::clone(&log)).await?;
+        log(&format!("listening on {} (seed {seed})", gw.local_addr()?));
+        let report = gw.run(shutdown_signal()).await?;
+        log(&format!(
+            "done: {} tunnels, {} streams",
+            report.tunnels, report.streams
+        ));
+        Ok::<(), hush_net::NetError>(())
+    })?;
+    Ok(())
+}
