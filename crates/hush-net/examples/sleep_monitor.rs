@@ -9,7 +9,9 @@
 //!
 //! Without a capture argument it uses `iot-sentinel/Withings/Setup-A-1-STA.pcap` from the shared
 //! data folder, or, when that is absent, a synthetic sleep monitor at the 143.78 B/s Datta et
-//! al. measured for a Sense sleep monitor (a 144-byte reading each second).
+//! al. measured for a Sense sleep monitor (a 144-byte reading each second). `--synthetic-bps R
+//! --seconds S` sends 144-byte messages at R application bytes per second for S seconds (Datta
+//! et al.'s Nestcam motion detector: 346).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,6 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut capture = None;
     let mut schedule = ScheduleSpec::datta_high_latency();
     let mut speed = 1.0f64;
+    let mut synthetic_bps: Option<f64> = None;
+    let mut seconds = 60.0f64;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -32,7 +36,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Some("datta-low") => ScheduleSpec::datta_low_latency(),
                     Some("datta-high") => ScheduleSpec::datta_high_latency(),
                     other => {
-                        return Err(format!("--schedule datta-low|datta-high, not {other:?}").into());
+                        return Err(
+                            format!("--schedule datta-low|datta-high, not {other:?}").into()
+                        );
                     }
                 }
             }
@@ -45,12 +51,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     return Err("--speed must be positive".into());
                 }
             }
+            "--synthetic-bps" => {
+                let r: f64 = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("--synthetic-bps takes bytes per second")?;
+                if !(r > 0.0) {
+                    return Err("--synthetic-bps must be positive".into());
+                }
+                synthetic_bps = Some(r);
+            }
+            "--seconds" => {
+                seconds = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("--seconds takes a number")?;
+            }
             path => capture = Some(std::path::PathBuf::from(path)),
         }
     }
-    let capture = capture.or_else(|| {
-        hush_trace::data::shared_data("iot-sentinel").map(|d| d.join("Withings/Setup-A-1-STA.pcap"))
-    });
+    let capture = match synthetic_bps {
+        Some(_) => None,
+        None => capture.or_else(|| {
+            hush_trace::data::shared_data("iot-sentinel")
+                .map(|d| d.join("Withings/Setup-A-1-STA.pcap"))
+        }),
+    };
 
     // (seconds after start, message length)
     let (source, messages, original_bytes, span_s) = match &capture {
@@ -81,13 +107,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (path.display().to_string(), msgs, original, span)
         }
         None => {
-            let msgs: Vec<(f64, usize)> = (0..30).map(|i| (i as f64 / speed, 144)).collect();
-            (
-                "synthetic sleep monitor, 144 B/s".to_string(),
-                msgs,
-                30 * 144,
-                30.0 / speed,
-            )
+            // 144-byte readings, spaced to give the requested rate of application bytes.
+            let bps = synthetic_bps.unwrap_or(143.78);
+            let gap_s = 144.0 / bps;
+            let n = (seconds / gap_s).floor() as usize;
+            let msgs: Vec<(f64, usize)> = (0..n).map(|i| (i as f64 * gap_s / speed, 144)).collect();
+            let name = format!("synthetic device, 144-byte messages at {bps} B/s");
+            (name, msgs, n as u64 * 144, seconds / speed)
         }
     };
     let config = ShapeConfig::new(schedule);
