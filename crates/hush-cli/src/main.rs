@@ -169,6 +169,9 @@ fn report(err: &anyhow::Error) -> ExitCode {
     let broken_pipe = err.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            // serde_json keeps the io::Error inside without exposing it as a source.
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|e| e.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
     });
     if broken_pipe {
         return ExitCode::SUCCESS;

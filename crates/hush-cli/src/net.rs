@@ -85,7 +85,7 @@ pub struct GatewayArgs {
 
 pub fn keygen(args: &KeygenArgs) -> Result<()> {
     let key = Keypair::generate()?;
-    write_key_file(&args.out, &key).map_err(|e| BadInput(e.to_string()))?;
+    write_key_file(&args.out, &key)?;
     println!("{}", key.public());
     eprintln!(
         "hush: private key written to {}; the line above is its public key",
@@ -95,7 +95,7 @@ pub fn keygen(args: &KeygenArgs) -> Result<()> {
 }
 
 pub fn pubkey(args: &PubkeyArgs) -> Result<()> {
-    let key = read_key_file(&args.key).map_err(|e| BadInput(e.to_string()))?;
+    let key = read_key_file(&args.key)?;
     println!("{}", key.public());
     Ok(())
 }
@@ -106,7 +106,7 @@ fn log(prefix: &'static str) -> Log {
 
 fn read_config(path: &Option<PathBuf>) -> Result<ConfigFile> {
     match path {
-        Some(p) => ConfigFile::read(p).map_err(|e| BadInput(e.to_string()).into()),
+        Some(p) => Ok(ConfigFile::read(p)?),
         None => Ok(ConfigFile::default()),
     }
 }

@@ -220,11 +220,11 @@ pub struct DirectionCost {
     pub cover_records: u64,
     /// Tunnel bytes (records).
     pub wire_bytes: u64,
-    /// Padding, cover, framing (prefix, header, tag, length varints).
+    /// Zero padding inside data records.
     pub padding_bytes: u64,
     /// Cover record bytes.
     pub cover_bytes: u64,
-    /// Framing bytes of data records.
+    /// Framing of data records: length prefix, header, AEAD tag, message-length varints.
     pub framing_bytes: u64,
     /// Real bytes per second.
     pub real_bps: f64,

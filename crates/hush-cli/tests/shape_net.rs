@@ -333,8 +333,6 @@ fn shape_text_into_a_closed_pipe_exits_quietly() {
 }
 
 #[test]
-#[ignore = "bug: `hush shape --json | head` exits 1 with 'hush: Broken pipe'; main.rs report() \
-            misses the io::Error inside serde_json::Error"]
 fn shape_json_into_a_closed_pipe_exits_quietly() {
     closed_pipe_exits_quietly(&[
         "shape",
@@ -815,8 +813,6 @@ fn a_device_the_gateway_does_not_allow_is_refused_at_the_handshake() {
 }
 
 #[test]
-#[ignore = "bug: NetError::Io and NetError::Handshake print their cause in Display and again as \
-            #[source], so `hush: {err:#}` says it twice (hush-net/src/error.rs:15,24)"]
 fn a_refused_handshake_does_not_repeat_itself() {
     let k = keys("not-allowed-twice");
     let (_gw, gw_addr) = start_gateway(&k, &["--seed", "1"]);

@@ -307,7 +307,7 @@ async fn write_task(
     *status.stats.lock().unwrap_or_else(|p| p.into_inner()) = shaper.stats().clone();
     let outcome = match result {
         Ok(()) => Outcome::Closed(shaper.stats().clone()),
-        Err(e) => Outcome::Failed(e.to_string()),
+        Err(e) => Outcome::Failed(crate::error_chain(&e)),
     };
     status.outcome.send_replace(outcome);
 }
@@ -500,7 +500,7 @@ impl AsyncWrite for ShapedStream {
         let fut = self.shutdown.as_mut().expect("just set");
         match ready!(fut.as_mut().poll(cx)) {
             Ok(_) => Poll::Ready(Ok(())),
-            Err(e) => Poll::Ready(Err(io::Error::other(e.to_string()))),
+            Err(e) => Poll::Ready(Err(io::Error::other(crate::error_chain(&e)))),
         }
     }
 }
@@ -517,7 +517,7 @@ impl AsyncRead for ShapedStream {
                     self.current = m;
                     self.pos = 0;
                 }
-                Some(Err(e)) => return Poll::Ready(Err(io::Error::other(e.to_string()))),
+                Some(Err(e)) => return Poll::Ready(Err(io::Error::other(crate::error_chain(&e)))),
                 None => return Poll::Ready(Ok(())),
             }
         }

@@ -9,8 +9,9 @@ use hush_shape::{CryptoError, DistError, RecvError, SendError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetError {
-    /// A socket operation failed (`context` says which).
-    #[error("{context}: {source}")]
+    /// A socket operation failed (`context` says which; the cause is the error's source, so
+    /// reporters such as anyhow print it once).
+    #[error("{context}")]
     Io {
         /// What we were doing.
         context: String,
@@ -19,7 +20,7 @@ pub enum NetError {
         source: io::Error,
     },
     /// The handshake failed: wrong keys, an unknown peer, or not a hush peer at all.
-    #[error("handshake with {peer}: {source}")]
+    #[error("handshake with {peer}")]
     Handshake {
         /// The address.
         peer: String,
@@ -46,7 +47,7 @@ pub enum NetError {
     #[error("{0}")]
     Config(String),
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     File {
         /// Which.
         path: PathBuf,
@@ -57,6 +58,17 @@ pub enum NetError {
 }
 
 impl NetError {
+    /// Say more about where an I/O error happened (`connect` becomes `connect to gateway X`).
+    pub fn context(self, more: impl std::fmt::Display) -> NetError {
+        match self {
+            NetError::Io { context, source } => NetError::Io {
+                context: format!("{context} {more}"),
+                source,
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> NetError {
         let context = context.into();
         move |source| NetError::Io { context, source }
@@ -73,4 +85,17 @@ impl From<DistError> for NetError {
     fn from(e: DistError) -> Self {
         NetError::Config(e.0)
     }
+}
+
+/// An error and its chain of sources on one line: `handshake with 10.0.0.2:5000: peer ... is not
+/// allowed`. For logs; the CLI gets the same from anyhow's `{:#}`.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
 }

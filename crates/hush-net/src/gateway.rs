@@ -123,7 +123,7 @@ impl Gateway {
                     let (settings, log, report, stop) = (Arc::clone(&settings), Arc::clone(&log), Arc::clone(&report), stop_rx.clone());
                     tunnels.spawn(async move {
                         if let Err(e) = serve_tunnel(tcp, addr, &settings, seed, &log, &report, stop).await {
-                            log(&format!("tunnel from {addr}: {e}"));
+                            log(&format!("tunnel from {addr}: {}", crate::error_chain(&e)));
                         }
                     });
                 }

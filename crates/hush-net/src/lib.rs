@@ -27,7 +27,7 @@ pub mod proxy;
 use std::sync::Arc;
 
 pub use clock::Clock;
-pub use error::NetError;
+pub use error::{NetError, error_chain};
 pub use handshake::HANDSHAKE_TIMEOUT;
 
 /// Observes every record a driver writes: for tests, benchmarks and capture taps.

@@ -99,7 +99,8 @@ impl Proxy {
             &settings.gateway_key,
             Options::new(settings.seed),
         )
-        .await?;
+        .await
+        .map_err(|e| e.context(format!("to gateway {}", settings.gateway)))?;
         log(&format!(
             "tunnel to {} up ({} schedule, seed {})",
             settings.gateway,

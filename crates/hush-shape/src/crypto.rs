@@ -44,7 +44,7 @@ pub enum CryptoError {
     #[error("handshake message of {0} bytes is too long (at most {MAX_HANDSHAKE_BYTES})")]
     Oversize(usize),
     /// The Noise library rejected a message or a key (wrong peer key, corrupted message).
-    #[error("handshake failed: {0}")]
+    #[error("the Noise handshake failed")]
     Noise(#[from] snow::Error),
     /// `into_session` before the handshake finished.
     #[error("the handshake has not finished")]
