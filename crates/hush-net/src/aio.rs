@@ -45,7 +45,7 @@ use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::PollSender;
 
-use crate::clock::{Clock, sleep_until};
+use crate::clock::{Clock, TunnelTimer};
 use crate::{NetError, Options, Tap, handshake};
 
 const COMMANDS: usize = 64;
@@ -322,6 +322,7 @@ async fn write_loop(
 ) -> Result<(), NetError> {
     let mut record = Vec::new();
     let mut out = Vec::new();
+    let mut timer = TunnelTimer::new().map_err(NetError::io("create timer"))?;
     // A message that did not fit the queue waits here, and no more commands are read.
     let mut held: Option<Vec<u8>> = None;
     // False once the application closed or dropped every sender.
@@ -368,7 +369,7 @@ async fn write_loop(
         let accepting = held.is_none() && open;
         tokio::select! {
             biased;
-            () = sleep_until_opt(deadline) => {}
+            () = sleep_until_opt(&mut timer, deadline) => {}
             cmd = commands.recv(), if accepting => match cmd {
                 Some(Command::Message(m)) => {
                     let now = clock.now();
@@ -388,9 +389,9 @@ async fn write_loop(
     }
 }
 
-async fn sleep_until_opt(deadline: Option<std::time::Instant>) {
+async fn sleep_until_opt(timer: &mut TunnelTimer, deadline: Option<std::time::Instant>) {
     match deadline {
-        Some(d) => sleep_until(d).await,
+        Some(d) => timer.sleep_until(d).await,
         None => std::future::pending().await,
     }
 }

@@ -48,13 +48,102 @@ impl Clock {
     }
 }
 
-/// Sleeps until a deadline with sub-millisecond accuracy.
+/// One tunnel's timer: a Linux `timerfd` registered with tokio's reactor, so the worker's own
+/// `epoll_wait` wakes at the deadline with microsecond accuracy and no thread hop; elsewhere the
+/// process-wide timer thread below.
+pub(crate) struct TunnelTimer {
+    #[cfg(target_os = "linux")]
+    fd: tokio::io::unix::AsyncFd<TimerFd>,
+    /// The deadline the kernel timer is set to.
+    #[cfg(target_os = "linux")]
+    armed: Option<std::time::Instant>,
+}
+
+/// `AsRawFd` for nix's timerfd, which tokio's `AsyncFd` needs.
+#[cfg(target_os = "linux")]
+pub(crate) struct TimerFd(nix::sys::timerfd::TimerFd);
+
+#[cfg(target_os = "linux")]
+impl std::os::fd::AsRawFd for TimerFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsFd;
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+impl TunnelTimer {
+    /// A timer for the current tokio runtime.
+    pub(crate) fn new() -> std::io::Result<TunnelTimer> {
+        #[cfg(target_os = "linux")]
+        {
+            use nix::sys::timerfd::{ClockId, TimerFlags};
+            let fd = nix::sys::timerfd::TimerFd::new(
+                ClockId::CLOCK_MONOTONIC,
+                TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+            )?;
+            // `with_interest` is deprecated for `unsafe fn register_with_interest`, whose contract
+            // (the fd stays open and unchanged while registered) holds here: the `TimerFd` owns it
+            // and lives inside the `AsyncFd` until both are dropped. The workspace forbids unsafe.
+            #[allow(deprecated)]
+            let fd = tokio::io::unix::AsyncFd::with_interest(
+                TimerFd(fd),
+                tokio::io::Interest::READABLE,
+            )?;
+            Ok(TunnelTimer { fd, armed: None })
+        }
+        #[cfg(not(target_os = "linux"))]
+        Ok(TunnelTimer {})
+    }
+
+    /// Wait until `deadline` (at once if it has passed).
+    pub(crate) async fn sleep_until(&mut self, deadline: std::time::Instant) {
+        #[cfg(target_os = "linux")]
+        {
+            use nix::sys::time::TimeSpec;
+            use nix::sys::timerfd::{Expiration, TimerSetTimeFlags};
+            loop {
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    return;
+                }
+                if self.armed != Some(deadline) {
+                    let wait = TimeSpec::from_duration(deadline - now);
+                    if self
+                        .fd
+                        .get_ref()
+                        .0
+                        .set(Expiration::OneShot(wait), TimerSetTimeFlags::empty())
+                        .is_err()
+                    {
+                        // Cannot happen for a valid fd and relative time; fall back rather than spin.
+                        return sleep_until(deadline).await;
+                    }
+                    self.armed = Some(deadline);
+                }
+                let Ok(mut guard) = self.fd.readable().await else {
+                    return sleep_until(deadline).await;
+                };
+                // Consume the expiry; a stale readiness from an earlier setting reads EAGAIN.
+                if guard
+                    .try_io(|fd| fd.get_ref().0.wait().map_err(std::io::Error::from))
+                    .is_ok()
+                {
+                    self.armed = None;
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        sleep_until(deadline).await
+    }
+}
+
+/// Sleeps until a deadline with sub-millisecond accuracy (the fallback where there is no timerfd).
 ///
 /// tokio's timer wheel has millisecond granularity (its docs say not to use it where higher
 /// resolution matters), which alone would make records leave up to 1 ms late. Shaping needs
 /// better: records should leave when the schedule says, because lateness is itself a timing
-/// signal. One process-wide thread keeps a heap of deadlines and sleeps in the kernel
-/// (futex, nanosecond timeouts) until the earliest, then wakes the task that owns it.
+/// signal. One process-wide thread keeps a heap of deadlines and sleeps in the kernel (futex
+/// timeouts, subject to the OS's timer slack) until the earliest, then wakes the task that owns it.
 pub(crate) fn sleep_until(deadline: std::time::Instant) -> PreciseSleep {
     PreciseSleep {
         deadline,

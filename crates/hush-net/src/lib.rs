@@ -32,7 +32,9 @@ pub use handshake::HANDSHAKE_TIMEOUT;
 
 /// Observes every record a driver writes: for tests, benchmarks and capture taps.
 pub trait Tap: Send + Sync {
-    /// `record` was handed to the socket at `now` (engine time of the connection's clock).
+    /// `record` is about to be written. `now` is the driver's clock reading for the wake-up that
+    /// produced it (engine time of the connection's clock); records due together share it and go
+    /// out in one write right after.
     fn on_record(&self, record: &hush_shape::Transmit, now: hush_shape::Instant);
 }
 
