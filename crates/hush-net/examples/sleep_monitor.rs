@@ -47,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .next()
                     .and_then(|s| s.parse().ok())
                     .ok_or("--speed takes a number (2 = twice as fast)")?;
-                if !(speed > 0.0) {
+                if speed.is_nan() || speed <= 0.0 {
                     return Err("--speed must be positive".into());
                 }
             }
@@ -56,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .next()
                     .and_then(|s| s.parse().ok())
                     .ok_or("--synthetic-bps takes bytes per second")?;
-                if !(r > 0.0) {
+                if r.is_nan() || r <= 0.0 {
                     return Err("--synthetic-bps must be positive".into());
                 }
                 synthetic_bps = Some(r);
