@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use snow::resolvers::{CryptoResolver, DefaultResolver};
+use snow::resolvers::{CryptoResolver, DefaultResolver, FallbackResolver, RingResolver};
 
 use crate::frame::{LENGTH_PREFIX_BYTES, TAG_BYTES};
 
@@ -97,6 +97,14 @@ impl fmt::Debug for Keypair {
     }
 }
 
+/// A Noise builder: ring's ChaCha20-Poly1305 (assembly; 8x faster on small records than the
+/// pure-Rust crate's runtime-dispatched SIMD), the default resolver for X25519 and BLAKE2s.
+fn builder<'a>() -> Result<snow::Builder<'a>, CryptoError> {
+    let params: snow::params::NoiseParams = NOISE_PARAMS.parse()?;
+    let resolver = FallbackResolver::new(Box::new(RingResolver), Box::new(DefaultResolver));
+    Ok(snow::Builder::with_resolver(params, Box::new(resolver)))
+}
+
 fn dh() -> Box<dyn snow::types::Dh> {
     let choice = snow::params::DHChoice::Curve25519;
     // The default resolver always has Curve25519 with the features this crate enables.
@@ -108,8 +116,7 @@ fn dh() -> Box<dyn snow::types::Dh> {
 impl Keypair {
     /// A fresh key pair from the operating system's random source.
     pub fn generate() -> Result<Keypair, CryptoError> {
-        let params: snow::params::NoiseParams = NOISE_PARAMS.parse()?;
-        let kp = snow::Builder::new(params).generate_keypair()?;
+        let kp = builder()?.generate_keypair()?;
         let private: [u8; 32] = kp
             .private
             .as_slice()
@@ -196,8 +203,7 @@ impl Handshake {
     /// Start as the initiator: `local` is our key, `remote` the responder's public key. The first
     /// message is ready in [`Handshake::poll_output`] at once.
     pub fn initiator(local: &Keypair, remote: &PublicKey) -> Result<Handshake, CryptoError> {
-        let params: snow::params::NoiseParams = NOISE_PARAMS.parse()?;
-        let mut state = snow::Builder::new(params)
+        let mut state = builder()?
             .local_private_key(&local.private)?
             .remote_public_key(&remote.0)?
             .prologue(PROLOGUE)?
@@ -218,8 +224,7 @@ impl Handshake {
         local: &Keypair,
         allowed: Option<Vec<PublicKey>>,
     ) -> Result<Handshake, CryptoError> {
-        let params: snow::params::NoiseParams = NOISE_PARAMS.parse()?;
-        let state = snow::Builder::new(params)
+        let state = builder()?
             .local_private_key(&local.private)?
             .prologue(PROLOGUE)?
             .build_responder()?;
