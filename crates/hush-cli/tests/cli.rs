@@ -1,5 +1,7 @@
 //! The `hush` binary as a user runs it: exit codes, one-line errors, and real captures.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

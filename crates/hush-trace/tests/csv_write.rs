@@ -4,6 +4,8 @@
 //! Real-data tests skip with a message when `../shared/data` is absent; the tshark cross-check
 //! also skips when tshark is not installed.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,7 @@
 //! Labelled datasets and splits on the real IoT Sentinel captures.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use hush_trace::data::shared_data;
 use hush_trace::dataset::{IOT_SENTINEL_TYPES, LoadOptions, load_dir, load_manifest};
 use hush_trace::split::group_kfold;

@@ -6,6 +6,8 @@
 //! (253 backward steps in all) from the same Python walker, comparing each record's (s, µs) with
 //! the record before it. Skips with a message when `../shared/data` is absent.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 
 use hush_trace::data::shared_data;

@@ -5,6 +5,8 @@
 //!
 //! Skips with a message when `../shared/data/torture` is absent.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
