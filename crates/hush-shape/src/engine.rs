@@ -83,6 +83,60 @@ pub struct ShapeConfig {
     /// The largest message either end accepts.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: u64,
+    /// How records sized by the `immediate` policy are padded.
+    #[serde(default, skip_serializing_if = "Padding::is_none")]
+    pub pad: Padding,
+    /// When the last record may leave after [`Shaper::close`].
+    #[serde(default, skip_serializing_if = "CloseRule::is_default")]
+    pub close: CloseRule,
+}
+
+/// Padding of the records that the `immediate` policy sizes to their data (the size-only
+/// defenses; `pad` slots are sized by the schedule).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Padding {
+    /// Records fit their data.
+    #[default]
+    None,
+    /// Every record is exactly `size_bytes` (pad to the MTU); more data takes more records.
+    ToSize {
+        /// Record size on the wire.
+        size_bytes: u32,
+    },
+    /// Records round up to the next power of two (at least 32, at most 65,536 bytes).
+    PowerOfTwo,
+    /// Each record gains 0 to `max_extra_bytes` of padding, uniformly at random.
+    Random {
+        /// The most padding a record gets.
+        max_extra_bytes: u32,
+    },
+}
+
+impl Padding {
+    fn is_none(&self) -> bool {
+        *self == Padding::None
+    }
+}
+
+/// Conditions for the close record (BuFLO's minimum duration, Tamaraw's multiple of L): until
+/// both hold, a closing shaper keeps sending cover in its slots.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseRule {
+    /// Not before this many seconds after the start.
+    #[serde(default)]
+    pub min_duration_s: f64,
+    /// Only when the number of records sent (the close record included) is a multiple of this
+    /// (0 or 1: any number).
+    #[serde(default)]
+    pub records_multiple_of: u64,
+}
+
+impl CloseRule {
+    fn is_default(&self) -> bool {
+        *self == CloseRule::default()
+    }
 }
 
 fn default_max_queue_bytes() -> u64 {
@@ -108,6 +162,8 @@ impl ShapeConfig {
             budget: Budget::default(),
             max_queue_bytes: default_max_queue_bytes(),
             max_message_bytes: default_max_message_bytes(),
+            pad: Padding::None,
+            close: CloseRule::default(),
         }
     }
 
@@ -135,6 +191,28 @@ impl ShapeConfig {
         if self.max_message_bytes == 0 || self.max_queue_bytes == 0 {
             return Err(DistError(
                 "max_message_bytes and max_queue_bytes must be positive".into(),
+            ));
+        }
+        if let Padding::ToSize { size_bytes } = self.pad {
+            if !(crate::frame::MIN_RECORD_BYTES..=MAX_RECORD_BYTES).contains(&size_bytes) {
+                return Err(DistError(format!(
+                    "pad.size_bytes {size_bytes} must be between {} and {MAX_RECORD_BYTES}",
+                    crate::frame::MIN_RECORD_BYTES
+                )));
+            }
+        }
+        let c = &self.close;
+        if !(c.min_duration_s.is_finite() && c.min_duration_s >= 0.0) {
+            return Err(DistError(format!(
+                "close.min_duration_s must be non-negative, not {}",
+                c.min_duration_s
+            )));
+        }
+        if self.schedule == ScheduleSpec::Unshaped
+            && (c.min_duration_s > 0.0 || c.records_multiple_of > 1)
+        {
+            return Err(DistError(
+                "a close rule needs a schedule with slots to keep sending cover".into(),
             ));
         }
         Ok(())
@@ -331,7 +409,13 @@ pub struct Shaper {
     policy: Policy,
     budget: Budget,
     bucket: Option<TokenBucket>,
+    start: Instant,
     day_start: Instant,
+    pad: Padding,
+    close_rule: CloseRule,
+    /// Padding for the next immediate record under `Padding::Random`, drawn ahead so that
+    /// `poll_timeout` and `poll_transmit` agree on its size.
+    next_extra: u32,
     bytes_today: u64,
     max_queue_bytes: u64,
     max_message_bytes: u64,
@@ -382,7 +466,11 @@ impl Shaper {
             policy: config.policy,
             budget: config.budget.clone(),
             bucket,
+            start: now,
             day_start: now,
+            pad: config.pad.clone(),
+            close_rule: config.close.clone(),
+            next_extra: 0,
             bytes_today: 0,
             max_queue_bytes: config.max_queue_bytes,
             max_message_bytes: config.max_message_bytes,
@@ -400,6 +488,7 @@ impl Shaper {
             sent_log: None,
             plain: Vec::new(),
         };
+        shaper.draw_extra();
         shaper.advance(now);
         Ok(shaper)
     }
@@ -497,7 +586,22 @@ impl Shaper {
     }
 
     fn immediate_pending(&self) -> bool {
-        self.policy == Policy::Immediate && (!self.queue.is_empty() || self.closing)
+        self.policy == Policy::Immediate
+            && (!self.queue.is_empty()
+                || (self.closing && self.close_allowed(self.last_now, self.stats.records)))
+    }
+
+    /// Whether a close record may leave at `at` as record number `records` (from 0).
+    fn close_allowed(&self, at: Instant, records: u64) -> bool {
+        let r = &self.close_rule;
+        (at - self.start).as_secs_f64() >= r.min_duration_s
+            && (r.records_multiple_of <= 1 || (records + 1) % r.records_multiple_of == 0)
+    }
+
+    fn draw_extra(&mut self) {
+        if let Padding::Random { max_extra_bytes } = self.pad {
+            self.next_extra = self.policy_rng.random_range(0..=max_extra_bytes);
+        }
     }
 
     /// When [`Shaper::poll_transmit`] next has something to do; `None` once finished or when
@@ -531,7 +635,9 @@ impl Shaper {
                 if ready > now {
                     return None;
                 }
-                return Some(self.emit(now, now, size, buf));
+                let t = self.emit(now, now, size, buf);
+                self.draw_extra();
+                return Some(t);
             }
             let slot = self.next?;
             let ready = self
@@ -588,17 +694,24 @@ impl Shaper {
         }
     }
 
-    /// The record size that carries everything queued, up to the largest record.
+    /// The record size for immediate data: what carries everything queued (up to the largest
+    /// record), padded as configured.
     fn immediate_size(&self) -> u32 {
         let mut need = RECORD_OVERHEAD_BYTES as u64;
         for q in &self.queue {
             need += (varint_len(q.data.len() as u64) - q.prefix_sent) as u64;
             need += (q.data.len() - q.offset) as u64;
             if need >= u64::from(MAX_RECORD_BYTES) {
-                return MAX_RECORD_BYTES;
+                break;
             }
         }
-        need as u32
+        let need = need.min(u64::from(MAX_RECORD_BYTES)) as u32;
+        match self.pad {
+            Padding::None => need,
+            Padding::ToSize { size_bytes } => size_bytes,
+            Padding::PowerOfTwo => need.max(32).next_power_of_two().min(1 << 16),
+            Padding::Random { .. } => need.saturating_add(self.next_extra).min(MAX_RECORD_BYTES),
+        }
     }
 
     /// Build, seal and account one record of exactly `size` bytes.
@@ -610,6 +723,8 @@ impl Shaper {
         buf: &mut Vec<u8>,
     ) -> Transmit {
         let capacity = size as usize - RECORD_OVERHEAD_BYTES;
+        // Decided before the queue is drained into this record: close if nothing will be left.
+        let may_close = self.closing && self.close_allowed(scheduled_at, self.stats.records);
         let plain = &mut self.plain;
         plain.clear();
         plain.resize(HEADER_BYTES, 0);
@@ -669,7 +784,7 @@ impl Shaper {
         if data_len == 0 {
             flags.insert(Flags::COVER);
         }
-        let close = self.closing && self.queue.is_empty();
+        let close = may_close && self.queue.is_empty();
         if close {
             flags.insert(Flags::CLOSE);
             self.close_sent = true;

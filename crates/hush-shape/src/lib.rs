@@ -65,8 +65,8 @@ pub mod time;
 pub use crypto::{CryptoError, Handshake, Keypair, PublicKey, Role, Session};
 pub use dist::{Dist, DistError};
 pub use engine::{
-    Budget, Engine, Policy, Receiver, ReceiverStats, RecordKind, RecvError, SendError, SentMessage,
-    ShapeConfig, Shaper, ShaperStats, Transmit,
+    Budget, CloseRule, Engine, Padding, Policy, Receiver, ReceiverStats, RecordKind, RecvError,
+    SendError, SentMessage, ShapeConfig, Shaper, ShaperStats, Transmit,
 };
 pub use schedule::{Schedule, ScheduleSpec, Slot, SlotContext};
 pub use time::Instant;

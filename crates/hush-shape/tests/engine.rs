@@ -578,3 +578,147 @@ fn send_refuses_what_it_cannot_hold() {
 fn overhead_constants_add_up() {
     assert_eq!(RECORD_OVERHEAD_BYTES, 22);
 }
+
+fn plain_pair(config: &ShapeConfig, seed: u64) -> (Engine, Engine) {
+    let (a, b) = Session::unencrypted_pair_for_simulation();
+    (
+        Engine::new(config, a, seed, Instant::ZERO).unwrap(),
+        Engine::new(config, b, seed + 1, Instant::ZERO).unwrap(),
+    )
+}
+
+fn immediate(pad: hush_shape::Padding) -> ShapeConfig {
+    ShapeConfig {
+        pad,
+        ..ShapeConfig::new(ScheduleSpec::Unshaped)
+    }
+}
+
+#[test]
+fn padding_to_a_fixed_size_fragments_what_does_not_fit() {
+    let config = immediate(hush_shape::Padding::ToSize { size_bytes: 1500 });
+    let (mut dev, mut gw) = plain_pair(&config, 1);
+    let sends = vec![(ms(1), vec![1; 100]), (ms(2), vec![2; 3000])];
+    let (records, messages) = drive(&mut dev, &mut gw, &sends, ms(10));
+    let sizes: Vec<(u64, u32, u32)> = records
+        .iter()
+        .map(|(t, r)| (t.as_nanos() / 1_000_000, r.size_bytes, r.real_bytes))
+        .collect();
+    // 3002 stream bytes over records carrying 1478: 1478 + 1478 + 44.
+    assert_eq!(
+        sizes,
+        vec![
+            (1, 1500, 100),
+            (2, 1500, 1476),
+            (2, 1500, 1478),
+            (2, 1500, 46)
+        ]
+    );
+    assert_eq!(messages, vec![vec![1; 100], vec![2; 3000]]);
+}
+
+#[test]
+fn power_of_two_and_random_padding() {
+    let config = immediate(hush_shape::Padding::PowerOfTwo);
+    let (mut dev, mut gw) = plain_pair(&config, 2);
+    let sends: Vec<(Instant, Vec<u8>)> = [1usize, 10, 100, 1000, 5000]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (ms(i as u64), vec![0; n]))
+        .collect();
+    let (records, _) = drive(&mut dev, &mut gw, &sends, ms(10));
+    let sizes: Vec<u32> = records.iter().map(|r| r.1.size_bytes).collect();
+    // 22 framing + varint + data, rounded up: 24 -> 32, 33 -> 64, 124 -> 128, 1024 -> 1024, 5024 -> 8192.
+    assert_eq!(sizes, vec![32, 64, 128, 1024, 8192]);
+
+    let config = immediate(hush_shape::Padding::Random {
+        max_extra_bytes: 100,
+    });
+    let (mut dev, mut gw) = plain_pair(&config, 3);
+    let sends: Vec<(Instant, Vec<u8>)> = (0..2000).map(|i| (ms(i), vec![0; 50])).collect();
+    let (records, messages) = drive(&mut dev, &mut gw, &sends, ms(3000));
+    assert_eq!(messages.len(), 2000);
+    let extra: Vec<u32> = records
+        .iter()
+        .map(|r| r.1.size_bytes - (22 + 1 + 50))
+        .collect();
+    assert!(extra.iter().all(|&e| e <= 100));
+    let mean = extra.iter().map(|&e| f64::from(e)).sum::<f64>() / extra.len() as f64;
+    assert!((mean - 50.0).abs() < 3.0, "{mean}");
+    assert!(extra.contains(&0) && extra.contains(&100));
+}
+
+#[test]
+fn close_waits_for_the_minimum_duration_and_a_multiple_of_records() {
+    let mut config = ShapeConfig::new(ScheduleSpec::Constant {
+        gap_s: 0.02,
+        size_bytes: 100,
+    });
+    config.close = hush_shape::CloseRule {
+        min_duration_s: 1.0,
+        records_multiple_of: 0,
+    };
+    let (mut dev, mut gw) = plain_pair(&config, 4);
+    dev.send(ms(0), b"x").unwrap();
+    dev.close();
+    let (records, _) = drive(&mut dev, &mut gw, &[], ms(10_000));
+    // BuFLO: records every 20 ms until at least 1 s has passed, the close record at 1.0 s.
+    assert_eq!(records.last().unwrap().0, ms(1000));
+    assert_eq!(records.len(), 50);
+
+    config.close = hush_shape::CloseRule {
+        min_duration_s: 0.0,
+        records_multiple_of: 7,
+    };
+    config.policy = Policy::Immediate;
+    let (mut dev, mut gw) = plain_pair(&config, 5);
+    let sends: Vec<(Instant, Vec<u8>)> = (0..10).map(|i| (ms(i * 3), vec![0; 10])).collect();
+    let (_, _) = drive(&mut dev, &mut gw, &sends, ms(40));
+    dev.close();
+    let (more, _) = drive(&mut dev, &mut gw, &[], ms(10_000));
+    // Tamaraw's rule: the total is padded with cover to a multiple of L.
+    assert_eq!(dev.stats().records % 7, 0);
+    assert!(more.last().unwrap().1.close);
+    assert!(dev.stats().records >= 10);
+}
+
+#[test]
+fn simulation_sessions_keep_sizes_and_catch_corruption() {
+    let config = ShapeConfig::new(ScheduleSpec::datta_high_latency());
+    let run = |encrypted: bool| {
+        let (a, b) = if encrypted {
+            Session::in_memory_pair().unwrap()
+        } else {
+            Session::unencrypted_pair_for_simulation()
+        };
+        assert_eq!(a.is_encrypted(), encrypted);
+        let mut dev = Engine::new(&config, a, 9, Instant::ZERO).unwrap();
+        let mut gw = Engine::new(&config, b, 10, Instant::ZERO).unwrap();
+        let sends: Vec<(Instant, Vec<u8>)> =
+            (0..20).map(|i| (ms(i * 500), vec![i as u8; 300])).collect();
+        let (records, messages) = drive(&mut dev, &mut gw, &sends, ms(30_000));
+        assert_eq!(messages.len(), 20);
+        records
+            .iter()
+            .map(|(t, r)| (*t, r.size_bytes, r.real_bytes))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        run(true),
+        run(false),
+        "the cipher never changes the shape of traffic"
+    );
+    let (a, b) = Session::unencrypted_pair_for_simulation();
+    let mut dev = Engine::new(&config, a, 1, Instant::ZERO).unwrap();
+    let mut gw = Engine::new(&config, b, 2, Instant::ZERO).unwrap();
+    dev.send(ms(0), b"hello").unwrap();
+    let mut buf = Vec::new();
+    let t = dev.poll_timeout().unwrap();
+    dev.poll_transmit(t, &mut buf).unwrap();
+    let last = buf.len() - 1;
+    buf[last] ^= 1;
+    assert!(matches!(
+        gw.receive(&buf),
+        Err(RecvError::Authentication { .. })
+    ));
+}
