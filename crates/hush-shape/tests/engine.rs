@@ -714,7 +714,7 @@ fn simulation_sessions_keep_sizes_and_catch_corruption() {
     dev.send(ms(0), b"hello").unwrap();
     let mut buf = Vec::new();
     let t = dev.poll_timeout().unwrap();
-    dev.poll_transmit(t, &mut buf).unwrap();
+    let _ = dev.poll_transmit(t, &mut buf).unwrap();
     let last = buf.len() - 1;
     buf[last] ^= 1;
     assert!(matches!(
