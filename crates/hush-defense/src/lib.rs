@@ -1,0 +1,256 @@
+//! Defenses on recorded traffic: what a capture looks like after a defense, and what it cost.
+//!
+//! hush-defense drives hush-shape's engine (the one that runs live in hush-net) on a virtual
+//! clock over a trace ([`sim`]), offers a catalog of named defenses with their published
+//! defaults ([`catalog`]), and accounts for every byte ([`overhead`]).
+//!
+//! ```no_run
+//! use hush_defense::{defend, DefenseSpec, NetworkModel};
+//! use hush_trace::{read_trace, ReadOptions};
+//!
+//! let mut trace = read_trace("capture.pcap", ReadOptions::default())?;
+//! hush_trace::device::set_direction(&mut trace, &hush_trace::device::DeviceSpec::Infer)?;
+//! let defense: DefenseSpec = "ilp-random".parse()?;
+//! let out = defend(&trace, &defense, 42, &NetworkModel::default())?;
+//! println!("{:.1}% more bytes, p99 delay {:.2} s", out.overhead.bytes_added_pct, out.overhead.latency.p99_s);
+//! let defended = out.to_trace(&trace); // write with hush_trace::write::write_pcap
+//! # let _ = defended;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod catalog;
+pub mod overhead;
+pub mod sim;
+
+use hush_trace::{Direction, Endpoint, EndpointTable, Packet, Proto, Trace};
+use serde::Serialize;
+
+pub use catalog::{CatalogEntry, DefenseSpec, catalog};
+pub use overhead::{Latency, Overhead};
+pub use sim::{Message, NetworkModel, WireKind, WirePacket};
+
+/// Why a defense could not be applied.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DefenseError {
+    /// A parameter is invalid or unknown (bad input).
+    #[error("{0}")]
+    Param(String),
+    /// The engine refused something (a hush bug if it ever happens in a simulation).
+    #[error("engine: {0}")]
+    Engine(String),
+}
+
+impl From<hush_shape::DistError> for DefenseError {
+    fn from(e: hush_shape::DistError) -> Self {
+        DefenseError::Param(e.0)
+    }
+}
+
+/// A defended trace and its accounts.
+#[derive(Debug, Serialize)]
+pub struct Defended {
+    /// The defense, with every parameter (`name:key=value;...`).
+    pub defense: String,
+    /// The seed.
+    pub seed: u64,
+    /// Packets on the wire, in time order.
+    #[serde(skip)]
+    pub packets: Vec<WirePacket>,
+    /// Both directions.
+    pub overhead: Overhead,
+    /// Device to network.
+    pub outbound: Overhead,
+    /// Network to device.
+    pub inbound: Overhead,
+    /// Original packets with an unknown direction (not the device's), left out.
+    pub ignored_packets: u64,
+    /// Original packets without a transport payload (ACKs, ARP, ...) that a tunnel does not
+    /// carry as data.
+    pub payloadless_packets: u64,
+    /// Start of the original trace, nanoseconds since the epoch.
+    pub t0_ns: i64,
+}
+
+/// The messages of one direction: every packet with a transport payload, at its time.
+pub fn messages(trace: &Trace, dir: Direction) -> Vec<Message> {
+    let t0 = trace.packets.first().map_or(0, |p| p.t_ns);
+    trace
+        .packets
+        .iter()
+        .filter(|p| p.dir == dir && p.payload_len > 0)
+        .map(|p| Message {
+            t_ns: p.t_ns - t0,
+            len_bytes: p.payload_len,
+        })
+        .collect()
+}
+
+/// Apply `defense` to `trace` (directions set) with `seed`.
+pub fn defend(
+    trace: &Trace,
+    defense: &DefenseSpec,
+    seed: u64,
+    net: &NetworkModel,
+) -> Result<Defended, DefenseError> {
+    net.validate()?;
+    let t0 = trace.packets.first().map_or(0, |p| p.t_ns);
+    let end_ns = trace.packets.last().map_or(0, |p| p.t_ns - t0);
+    let ignored = trace
+        .packets
+        .iter()
+        .filter(|p| p.dir == Direction::Unknown)
+        .count() as u64;
+    let payloadless = trace
+        .packets
+        .iter()
+        .filter(|p| p.dir != Direction::Unknown && p.payload_len == 0)
+        .count() as u64;
+    let (packets, mut delays_out, mut delays_in) = match defense.shape_configs()? {
+        None => {
+            let packets = trace
+                .packets
+                .iter()
+                .filter(|p| p.dir != Direction::Unknown)
+                .map(|p| WirePacket {
+                    t_ns: p.t_ns - t0,
+                    dir: p.dir,
+                    frame_bytes: p.frame_len,
+                    payload_bytes: p.payload_len,
+                    kind: WireKind::Original,
+                    real_bytes: p.payload_len,
+                    padding_bytes: 0,
+                    framing_bytes: 0,
+                })
+                .collect::<Vec<_>>();
+            let zeros = |d: Direction| vec![0i64; messages(trace, d).len()];
+            (
+                packets,
+                zeros(Direction::Outbound),
+                zeros(Direction::Inbound),
+            )
+        }
+        Some((out_cfg, in_cfg)) => {
+            // Independent seeds per direction, both from the one seed.
+            let out = sim::run_direction(
+                Direction::Outbound,
+                &messages(trace, Direction::Outbound),
+                &out_cfg,
+                seed,
+                net,
+                end_ns,
+            )?;
+            let inb = sim::run_direction(
+                Direction::Inbound,
+                &messages(trace, Direction::Inbound),
+                &in_cfg,
+                seed.wrapping_add(0x9e37_79b9_7f4a_7c15),
+                net,
+                end_ns,
+            )?;
+            let mut packets = out.packets;
+            packets.extend(inb.packets);
+            packets.sort_by_key(|p| (p.t_ns, p.dir == Direction::Inbound));
+            (packets, out.delays_ns, inb.delays_ns)
+        }
+    };
+    let mut all: Vec<i64> = delays_out.iter().chain(&delays_in).copied().collect();
+    let overhead = overhead::account(&trace.packets, t0, &packets, None, &mut all);
+    let outbound = overhead::account(
+        &trace.packets,
+        t0,
+        &packets,
+        Some(Direction::Outbound),
+        &mut delays_out,
+    );
+    let inbound = overhead::account(
+        &trace.packets,
+        t0,
+        &packets,
+        Some(Direction::Inbound),
+        &mut delays_in,
+    );
+    Ok(Defended {
+        defense: defense.to_string(),
+        seed,
+        packets,
+        overhead,
+        outbound,
+        inbound,
+        ignored_packets: ignored,
+        payloadless_packets: payloadless,
+        t0_ns: t0,
+    })
+}
+
+/// Where the defended tunnel's far end is drawn in pcap output (TEST-NET-3, RFC 5737).
+const GATEWAY_IP: [u8; 4] = [203, 0, 113, 1];
+/// The tunnel's ports in pcap output.
+const DEVICE_PORT: u16 = 50_000;
+const GATEWAY_PORT: u16 = 7443;
+
+impl Defended {
+    /// The defended trace as packets, for pcap or CSV output and for attacks. Records are TCP
+    /// segments between the device and a gateway; original packets (the `none` defense) keep
+    /// their own endpoints and ports.
+    pub fn to_trace(&self, original: &Trace) -> Trace {
+        let device = device_endpoint(original);
+        let mut table = EndpointTable::from_list(original.endpoints.clone());
+        let dev_id = table.intern(device);
+        let gw_id = table.intern(Endpoint {
+            mac: None,
+            ip: Some(std::net::IpAddr::from(GATEWAY_IP)),
+        });
+        let mut originals = original
+            .packets
+            .iter()
+            .filter(|p| p.dir != Direction::Unknown);
+        let mut packets = Vec::with_capacity(self.packets.len());
+        for w in &self.packets {
+            if w.kind == WireKind::Original {
+                if let Some(p) = originals.next() {
+                    packets.push(*p);
+                }
+                continue;
+            }
+            let (src, dst, sp, dp) = match w.dir {
+                Direction::Outbound => (dev_id, gw_id, DEVICE_PORT, GATEWAY_PORT),
+                _ => (gw_id, dev_id, GATEWAY_PORT, DEVICE_PORT),
+            };
+            packets.push(Packet {
+                t_ns: self.t0_ns + w.t_ns,
+                frame_len: w.frame_bytes,
+                ip_len: w.frame_bytes.saturating_sub(14),
+                payload_len: w.payload_bytes,
+                proto: Proto::TCP,
+                src_port: sp,
+                dst_port: dp,
+                src,
+                dst,
+                dir: w.dir,
+                ip_proto: 6,
+            });
+        }
+        let mut t = Trace {
+            name: format!("{}#{}", original.name, self.defense),
+            packets,
+            endpoints: table.into_list(),
+            report: Default::default(),
+        };
+        t.sort_by_time();
+        t
+    }
+}
+
+/// The device's endpoint: the source of its first outbound packet.
+fn device_endpoint(trace: &Trace) -> Endpoint {
+    trace
+        .packets
+        .iter()
+        .find(|p| p.dir == Direction::Outbound)
+        .map(|p| *trace.endpoint(p.src))
+        .unwrap_or(Endpoint {
+            mac: None,
+            ip: Some(std::net::IpAddr::from([192, 168, 1, 2])),
+        })
+}
