@@ -451,6 +451,14 @@ pub fn describe(c: &ShapeConfig) -> String {
             ..
         } => format!("adaptive: rates {rates_hz:?}/s held {hold_s} s, size {size_bytes} B"),
         ScheduleSpec::Unshaped => "unshaped".to_string(),
+        ScheduleSpec::Front {
+            max_records,
+            w_min_s,
+            w_max_s,
+            size_bytes,
+        } => format!(
+            "front: up to {max_records} records of {size_bytes} B, Rayleigh window {w_min_s}-{w_max_s} s"
+        ),
     };
     let policy = match c.policy {
         Policy::Pad => "pad",

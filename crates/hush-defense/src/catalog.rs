@@ -11,6 +11,7 @@ use hush_shape::{CloseRule, Dist, Padding, Policy, ScheduleSpec, ShapeConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::DefenseError;
+use crate::periods::{Periods, Quota};
 
 /// A defense and its parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,7 +55,7 @@ pub enum DefenseSpec {
     /// BuFLO (Dyer et al. 2012): fixed-size records every `gap_s` in each direction, for at
     /// least `min_duration_s` and until the data is sent.
     Buflo {
-        /// Record size (their d).
+        /// Record size (their d = 1500 bytes of IP packet, less 52 of IPv4 and TCP headers).
         #[serde(default = "d_buflo_size")]
         size_bytes: u32,
         /// Seconds between records (their ρ).
@@ -67,18 +68,116 @@ pub enum DefenseSpec {
     /// Tamaraw (Cai et al. 2014): fixed-size records at one rate outbound and another inbound;
     /// each direction's record count padded to a multiple of `multiple_of` (their L).
     Tamaraw {
-        /// Record size.
+        /// Record size (750 bytes of IP packet, less 52 of headers, as in the byte-level ports of
+        /// Cai et al.'s code; 750 B at 20/6 ms is the bandwidth of 1500 B at their 40/12 ms).
         #[serde(default = "d_tamaraw_size")]
         size_bytes: u32,
-        /// Seconds between outbound records (their ρ_out).
+        /// Seconds between outbound records (ρ_out).
         #[serde(default = "d_tamaraw_out")]
         out_gap_s: f64,
-        /// Seconds between inbound records (their ρ_in).
+        /// Seconds between inbound records (ρ_in).
         #[serde(default = "d_tamaraw_in")]
         in_gap_s: f64,
         /// Pad each direction's record count to a multiple of this.
         #[serde(default = "d_tamaraw_l")]
         multiple_of: u64,
+    },
+    /// FRONT (Gong and Wang 2020): per trace and direction, up to `max_records` cover records at
+    /// Rayleigh-distributed times (window drawn in [w_min_s, w_max_s]) from the trace start
+    /// (outbound) and from the first inbound packet (inbound); real data is never delayed and
+    /// cover after the trace's last packet is dropped.
+    Front {
+        /// Most cover records per direction (their N; Gong's default configuration: 100).
+        #[serde(default = "d_front_n")]
+        max_records: u32,
+        /// Smallest window, seconds.
+        #[serde(default = "d_front_wmin")]
+        w_min_s: f64,
+        /// Largest window, seconds.
+        #[serde(default = "d_front_wmax")]
+        w_max_s: f64,
+        /// Cover record size (one Tor cell in the original).
+        #[serde(default = "d_front_size")]
+        size_bytes: u32,
+    },
+    /// Stochastic traffic padding (Apthorpe et al., PETS 2019), in the form iPET implements it:
+    /// periods of `period_s` shaped to `rate_bps` (cover fills what real data leaves), started by
+    /// real traffic or, at each idle tick, with probability `q`.
+    Stp {
+        /// Bytes per second within a period.
+        #[serde(default = "d_ipet_rate")]
+        rate_bps: f64,
+        /// Period length, seconds.
+        #[serde(default = "d_ipet_period")]
+        period_s: f64,
+        /// Tick, seconds.
+        #[serde(default = "d_ipet_tick")]
+        tick_s: f64,
+        /// Probability that an idle tick starts a cover period.
+        #[serde(default = "d_ipet_q_const")]
+        q: f64,
+    },
+    /// iPET's constant baseline: STP at 10 kB/s, 1 s periods, 100 ms ticks, q = 0.2112.
+    IpetConstant {
+        /// Bytes per second within a period.
+        #[serde(default = "d_ipet_rate")]
+        rate_bps: f64,
+        /// Period length, seconds.
+        #[serde(default = "d_ipet_period")]
+        period_s: f64,
+        /// Tick, seconds.
+        #[serde(default = "d_ipet_tick")]
+        tick_s: f64,
+        /// Probability that an idle tick starts a cover period.
+        #[serde(default = "d_ipet_q_const")]
+        q: f64,
+    },
+    /// iPET's random baseline: a budget |N(12.5 kB, σ)| redrawn every 5 s (σ = 4 B in iPET's
+    /// code), q = 0.5.
+    IpetRandom {
+        /// Mean budget per draw.
+        #[serde(default = "d_ipet_mu")]
+        mean_bytes: f64,
+        /// Its standard deviation.
+        #[serde(default = "d_ipet_sigma")]
+        std_bytes: f64,
+        /// Seconds between draws.
+        #[serde(default = "d_ipet_redraw")]
+        redraw_s: f64,
+        /// Period length, seconds.
+        #[serde(default = "d_ipet_period")]
+        period_s: f64,
+        /// Tick, seconds.
+        #[serde(default = "d_ipet_tick")]
+        tick_s: f64,
+        /// Probability that an idle tick starts a cover period.
+        #[serde(default = "d_ipet_q_random")]
+        q: f64,
+    },
+    /// iPET's random+ baseline: as random, with the mean drawn once per trace in [5, 40] kB and
+    /// σ = 10 kB.
+    IpetRandomPlus {
+        /// Smallest mean.
+        #[serde(default = "d_ipet_min_mean")]
+        min_mean_bytes: f64,
+        /// Largest mean.
+        #[serde(default = "d_ipet_max_mean")]
+        max_mean_bytes: f64,
+        /// Standard deviation.
+        #[serde(default = "d_ipet_sigma_plus")]
+        std_bytes: f64,
+        /// Seconds between draws.
+        #[serde(default = "d_ipet_redraw")]
+        redraw_s: f64,
+        /// Period length, seconds.
+        #[serde(default = "d_ipet_period")]
+        period_s: f64,
+        /// Tick, seconds.
+        #[serde(default = "d_ipet_tick")]
+        tick_s: f64,
+        /// Probability that an idle tick starts a cover period.
+        #[serde(default = "d_ipet_q_random")]
+        q: f64,
     },
     /// Any hush-shape configuration, one per direction (TOML only).
     Custom {
@@ -108,7 +207,7 @@ fn d_ilp_random_size() -> Dist {
     Dist::uniform(50.0, 200.0)
 }
 fn d_buflo_size() -> u32 {
-    1500
+    1448
 }
 fn d_buflo_gap() -> f64 {
     0.02
@@ -117,13 +216,58 @@ fn d_buflo_tau() -> f64 {
     10.0
 }
 fn d_tamaraw_size() -> u32 {
-    750
+    698
 }
 fn d_tamaraw_out() -> f64 {
-    0.04
+    0.02
 }
 fn d_tamaraw_in() -> f64 {
-    0.012
+    0.006
+}
+fn d_ipet_rate() -> f64 {
+    10_000.0
+}
+fn d_ipet_period() -> f64 {
+    1.0
+}
+fn d_ipet_tick() -> f64 {
+    0.1
+}
+fn d_ipet_q_const() -> f64 {
+    0.2112
+}
+fn d_ipet_q_random() -> f64 {
+    0.5
+}
+fn d_ipet_mu() -> f64 {
+    12_500.0
+}
+fn d_ipet_sigma() -> f64 {
+    4.0
+}
+fn d_ipet_redraw() -> f64 {
+    5.0
+}
+fn d_ipet_min_mean() -> f64 {
+    5_000.0
+}
+fn d_ipet_max_mean() -> f64 {
+    40_000.0
+}
+fn d_ipet_sigma_plus() -> f64 {
+    10_000.0
+}
+fn d_front_n() -> u32 {
+    100
+}
+fn d_front_wmin() -> f64 {
+    1.0
+}
+fn d_front_wmax() -> f64 {
+    8.0
+}
+fn d_front_size() -> u32 {
+    512
 }
 fn d_tamaraw_l() -> u64 {
     100
@@ -187,6 +331,31 @@ pub fn catalog() -> Vec<CatalogEntry> {
             "fixed-size records, separate rates per direction, counts padded to a multiple of L",
             "Cai et al., CCS 2014",
         ),
+        entry(
+            "front",
+            "zero-delay cover at Rayleigh-distributed times early in the trace, randomised per trace",
+            "Gong and Wang, USENIX Security 2020",
+        ),
+        entry(
+            "stp",
+            "cover periods shaped like activity, started by real traffic or at random (probability q per idle tick)",
+            "Apthorpe et al., PETS 2019, as implemented by iPET",
+        ),
+        entry(
+            "ipet-constant",
+            "iPET's constant baseline: STP at 10 kB/s in 1 s periods, q = 0.2112",
+            "Shenoi et al., iPET, PETS 2023 (baselines/constant)",
+        ),
+        entry(
+            "ipet-random",
+            "iPET's random baseline: a 12.5 kB budget redrawn every 5 s, q = 0.5",
+            "Shenoi et al., iPET, PETS 2023 (baselines/random)",
+        ),
+        entry(
+            "ipet-random-plus",
+            "iPET's random+ baseline: the budget's mean drawn per trace in [5, 40] kB, q = 0.5",
+            "Shenoi et al., iPET, PETS 2023 (baselines/random+)",
+        ),
     ]
 }
 
@@ -202,53 +371,73 @@ impl DefenseSpec {
             DefenseSpec::IlpRandom { .. } => "ilp-random",
             DefenseSpec::Buflo { .. } => "buflo",
             DefenseSpec::Tamaraw { .. } => "tamaraw",
+            DefenseSpec::Front { .. } => "front",
+            DefenseSpec::Stp { .. } => "stp",
+            DefenseSpec::IpetConstant { .. } => "ipet-constant",
+            DefenseSpec::IpetRandom { .. } => "ipet-random",
+            DefenseSpec::IpetRandomPlus { .. } => "ipet-random-plus",
             DefenseSpec::Custom { .. } => "custom",
         }
     }
 
-    /// The engine configuration of each direction (outbound, inbound), or `None` for the
-    /// `none` defense.
-    pub fn shape_configs(&self) -> Result<Option<(ShapeConfig, ShapeConfig)>, DefenseError> {
+    /// How the simulator applies this defense.
+    pub fn plan(&self) -> Result<Plan, DefenseError> {
         let immediate = |pad: Padding| ShapeConfig {
             pad,
             ..ShapeConfig::new(ScheduleSpec::Unshaped)
         };
-        let both = |c: ShapeConfig| Some((c.clone(), c));
-        let configs = match self {
-            DefenseSpec::None => None,
-            DefenseSpec::PadMtu { size_bytes } => both(immediate(Padding::ToSize {
-                size_bytes: *size_bytes,
-            })),
-            DefenseSpec::PadPow2 => both(immediate(Padding::PowerOfTwo)),
-            DefenseSpec::RandomPad { max_extra_bytes } => both(immediate(Padding::Random {
-                max_extra_bytes: *max_extra_bytes,
-            })),
-            DefenseSpec::IlpConstant { gap_s, size_bytes } => {
-                both(ShapeConfig::new(ScheduleSpec::Constant {
+        let engines = |c: ShapeConfig, close: CloseAt| Plan::Engines {
+            outbound: c.clone(),
+            inbound: c,
+            close,
+            inbound_starts_at_first_packet: false,
+        };
+        let plan = match self {
+            DefenseSpec::None => Plan::Passthrough,
+            DefenseSpec::PadMtu { size_bytes } => engines(
+                immediate(Padding::ToSize {
+                    size_bytes: *size_bytes,
+                }),
+                CloseAt::TraceEnd,
+            ),
+            DefenseSpec::PadPow2 => engines(immediate(Padding::PowerOfTwo), CloseAt::TraceEnd),
+            DefenseSpec::RandomPad { max_extra_bytes } => engines(
+                immediate(Padding::Random {
+                    max_extra_bytes: *max_extra_bytes,
+                }),
+                CloseAt::TraceEnd,
+            ),
+            DefenseSpec::IlpConstant { gap_s, size_bytes } => engines(
+                ShapeConfig::new(ScheduleSpec::Constant {
                     gap_s: *gap_s,
                     size_bytes: *size_bytes,
-                }))
-            }
-            DefenseSpec::IlpRandom { gap_s, size_bytes } => {
-                both(ShapeConfig::new(ScheduleSpec::Random {
+                }),
+                CloseAt::TraceEnd,
+            ),
+            DefenseSpec::IlpRandom { gap_s, size_bytes } => engines(
+                ShapeConfig::new(ScheduleSpec::Random {
                     gap_s: gap_s.clone(),
                     size_bytes: size_bytes.clone(),
-                }))
-            }
+                }),
+                CloseAt::TraceEnd,
+            ),
             DefenseSpec::Buflo {
                 size_bytes,
                 gap_s,
                 min_duration_s,
-            } => both(ShapeConfig {
-                close: CloseRule {
-                    min_duration_s: *min_duration_s,
-                    records_multiple_of: 0,
+            } => engines(
+                ShapeConfig {
+                    close: CloseRule {
+                        min_duration_s: *min_duration_s,
+                        records_multiple_of: 0,
+                    },
+                    ..ShapeConfig::new(ScheduleSpec::Constant {
+                        gap_s: *gap_s,
+                        size_bytes: *size_bytes,
+                    })
                 },
-                ..ShapeConfig::new(ScheduleSpec::Constant {
-                    gap_s: *gap_s,
-                    size_bytes: *size_bytes,
-                })
-            }),
+                CloseAt::JointDrain,
+            ),
             DefenseSpec::Tamaraw {
                 size_bytes,
                 out_gap_s,
@@ -265,14 +454,105 @@ impl DefenseSpec {
                         size_bytes: *size_bytes,
                     })
                 };
-                Some((dir(*out_gap_s), dir(*in_gap_s)))
+                Plan::Engines {
+                    outbound: dir(*out_gap_s),
+                    inbound: dir(*in_gap_s),
+                    close: CloseAt::LastData,
+                    inbound_starts_at_first_packet: false,
+                }
             }
-            DefenseSpec::Custom { outbound, inbound } => {
-                Some(((**outbound).clone(), (**inbound).clone()))
+            DefenseSpec::Front {
+                max_records,
+                w_min_s,
+                w_max_s,
+                size_bytes,
+            } => Plan::Engines {
+                outbound: ShapeConfig::new(ScheduleSpec::Front {
+                    max_records: *max_records,
+                    w_min_s: *w_min_s,
+                    w_max_s: *w_max_s,
+                    size_bytes: Dist::constant(f64::from(*size_bytes)),
+                }),
+                inbound: ShapeConfig::new(ScheduleSpec::Front {
+                    max_records: *max_records,
+                    w_min_s: *w_min_s,
+                    w_max_s: *w_max_s,
+                    size_bytes: Dist::constant(f64::from(*size_bytes)),
+                }),
+                close: CloseAt::TraceEnd,
+                inbound_starts_at_first_packet: true,
+            },
+            DefenseSpec::Stp {
+                rate_bps,
+                period_s,
+                tick_s,
+                q,
             }
+            | DefenseSpec::IpetConstant {
+                rate_bps,
+                period_s,
+                tick_s,
+                q,
+            } => Plan::Periods(Periods {
+                period_s: *period_s,
+                tick_s: *tick_s,
+                q: *q,
+                quota: Quota::Constant {
+                    rate_bps: *rate_bps,
+                },
+            }),
+            DefenseSpec::IpetRandom {
+                mean_bytes,
+                std_bytes,
+                redraw_s,
+                period_s,
+                tick_s,
+                q,
+            } => Plan::Periods(Periods {
+                period_s: *period_s,
+                tick_s: *tick_s,
+                q: *q,
+                quota: Quota::Random {
+                    mean_bytes: *mean_bytes,
+                    std_bytes: *std_bytes,
+                    redraw_s: *redraw_s,
+                },
+            }),
+            DefenseSpec::IpetRandomPlus {
+                min_mean_bytes,
+                max_mean_bytes,
+                std_bytes,
+                redraw_s,
+                period_s,
+                tick_s,
+                q,
+            } => Plan::Periods(Periods {
+                period_s: *period_s,
+                tick_s: *tick_s,
+                q: *q,
+                quota: Quota::RandomPlus {
+                    min_mean_bytes: *min_mean_bytes,
+                    max_mean_bytes: *max_mean_bytes,
+                    std_bytes: *std_bytes,
+                    redraw_s: *redraw_s,
+                },
+            }),
+            DefenseSpec::Custom { outbound, inbound } => Plan::Engines {
+                outbound: (**outbound).clone(),
+                inbound: (**inbound).clone(),
+                close: CloseAt::TraceEnd,
+                inbound_starts_at_first_packet: false,
+            },
         };
-        if let Some((o, i)) = &configs {
-            for (which, c) in [("outbound", o), ("inbound", i)] {
+        if let Plan::Periods(p) = &plan {
+            p.validate()
+                .map_err(|e| DefenseError::Param(format!("{}: {e}", self.name())))?;
+        }
+        if let Plan::Engines {
+            outbound, inbound, ..
+        } = &plan
+        {
+            for (which, c) in [("outbound", outbound), ("inbound", inbound)] {
                 c.validate()
                     .and_then(|()| c.schedule.build().map(|_| ()))
                     .map_err(|e| {
@@ -281,8 +561,39 @@ impl DefenseSpec {
                 debug_assert!(c.policy == Policy::Pad || c.policy == Policy::Immediate);
             }
         }
-        Ok(configs)
+        Ok(plan)
     }
+}
+
+/// When each direction's engine is told to close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseAt {
+    /// At the end of the trace (continuous shaping: ILP, padding).
+    TraceEnd,
+    /// After the direction's own last packet (Tamaraw).
+    LastData,
+    /// When both directions have drained (BuFLO's joint stopping rule).
+    JointDrain,
+}
+
+/// How the simulator applies a defense.
+#[derive(Clone, Debug)]
+pub enum Plan {
+    /// The original packets.
+    Passthrough,
+    /// Cover periods over both directions (STP, iPET's baselines).
+    Periods(Periods),
+    /// One hush-shape engine per direction.
+    Engines {
+        /// Device to network.
+        outbound: ShapeConfig,
+        /// Network to device.
+        inbound: ShapeConfig,
+        /// When to close.
+        close: CloseAt,
+        /// The inbound engine starts at the first inbound packet (FRONT's server side).
+        inbound_starts_at_first_packet: bool,
+    },
 }
 
 impl fmt::Display for DefenseSpec {
@@ -396,7 +707,7 @@ mod tests {
             let back: DefenseSpec = text.parse().unwrap_or_else(|err| panic!("{text}: {err}"));
             assert_eq!(back, e.defaults, "{text}");
             assert_eq!(e.defaults.name(), e.name);
-            e.defaults.shape_configs().unwrap();
+            e.defaults.plan().unwrap();
         }
     }
 
@@ -406,7 +717,7 @@ mod tests {
         assert_eq!(
             d,
             DefenseSpec::Buflo {
-                size_bytes: 1500,
+                size_bytes: 1448,
                 gap_s: 0.01,
                 min_duration_s: 5.0
             }
@@ -435,7 +746,7 @@ mod tests {
             "pad-mtu:size_bytes=10"
                 .parse::<DefenseSpec>()
                 .unwrap()
-                .shape_configs()
+                .plan()
                 .is_err()
         );
     }

@@ -20,14 +20,15 @@
 
 pub mod catalog;
 pub mod overhead;
+pub mod periods;
 pub mod sim;
 
 use hush_trace::{Direction, Endpoint, EndpointTable, Packet, Proto, Trace};
 use serde::Serialize;
 
-pub use catalog::{CatalogEntry, DefenseSpec, catalog};
+pub use catalog::{CatalogEntry, CloseAt, DefenseSpec, Plan, catalog};
 pub use overhead::{Latency, Overhead};
-pub use sim::{Message, NetworkModel, WireKind, WirePacket};
+pub use sim::{Message, NetworkModel, Span, WireKind, WirePacket};
 
 /// Why a defense could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -106,8 +107,8 @@ pub fn defend(
         .iter()
         .filter(|p| p.dir != Direction::Unknown && p.payload_len == 0)
         .count() as u64;
-    let (packets, mut delays_out, mut delays_in) = match defense.shape_configs()? {
-        None => {
+    let (packets, mut delays_out, mut delays_in) = match defense.plan()? {
+        Plan::Passthrough => {
             let packets = trace
                 .packets
                 .iter()
@@ -130,28 +131,78 @@ pub fn defend(
                 zeros(Direction::Inbound),
             )
         }
-        Some((out_cfg, in_cfg)) => {
+        Plan::Periods(p) => periods::run_periods(
+            &messages(trace, Direction::Outbound),
+            &messages(trace, Direction::Inbound),
+            &p,
+            seed,
+            net,
+        )?,
+        Plan::Engines {
+            outbound,
+            inbound,
+            close,
+            inbound_starts_at_first_packet,
+        } => {
+            let (out_msgs, in_msgs) = (
+                messages(trace, Direction::Outbound),
+                messages(trace, Direction::Inbound),
+            );
+            let last = |m: &[Message]| m.last().map_or(0, |m| m.t_ns);
+            let in_start = if inbound_starts_at_first_packet {
+                trace
+                    .packets
+                    .iter()
+                    .find(|p| p.dir == Direction::Inbound)
+                    .map_or(0, |p| p.t_ns - t0)
+            } else {
+                0
+            };
             // Independent seeds per direction, both from the one seed.
-            let out = sim::run_direction(
-                Direction::Outbound,
-                &messages(trace, Direction::Outbound),
-                &out_cfg,
-                seed,
-                net,
-                end_ns,
-            )?;
-            let inb = sim::run_direction(
-                Direction::Inbound,
-                &messages(trace, Direction::Inbound),
-                &in_cfg,
-                seed.wrapping_add(0x9e37_79b9_7f4a_7c15),
-                net,
-                end_ns,
-            )?;
-            let mut packets = out.packets;
-            packets.extend(inb.packets);
+            let in_seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let run = |out_close: i64, in_close: i64| -> Result<_, DefenseError> {
+                let o = sim::run_direction(
+                    Direction::Outbound,
+                    &out_msgs,
+                    &outbound,
+                    seed,
+                    net,
+                    Span {
+                        start_ns: 0,
+                        close_ns: out_close,
+                    },
+                )?;
+                let i = sim::run_direction(
+                    Direction::Inbound,
+                    &in_msgs,
+                    &inbound,
+                    in_seed,
+                    net,
+                    Span {
+                        start_ns: in_start,
+                        close_ns: in_close,
+                    },
+                )?;
+                Ok((o, i))
+            };
+            let (o, i) = match close {
+                CloseAt::TraceEnd => run(end_ns, end_ns)?,
+                CloseAt::LastData => run(last(&out_msgs), last(&in_msgs))?,
+                CloseAt::JointDrain => {
+                    // Each direction drains on its own first; then both close when the later one
+                    // has. The schedules are data-independent, so the second run differs only in
+                    // its tail.
+                    let (o, i) = run(last(&out_msgs), last(&in_msgs))?;
+                    let drained =
+                        |r: &sim::DirectionRun| r.packets.iter().map(|p| p.t_ns).max().unwrap_or(0);
+                    let both = drained(&o).max(drained(&i));
+                    run(both, both)?
+                }
+            };
+            let mut packets = o.packets;
+            packets.extend(i.packets);
             packets.sort_by_key(|p| (p.t_ns, p.dir == Direction::Inbound));
-            (packets, out.delays_ns, inb.delays_ns)
+            (packets, o.delays_ns, i.delays_ns)
         }
     };
     let mut all: Vec<i64> = delays_out.iter().chain(&delays_in).copied().collect();

@@ -137,15 +137,25 @@ pub struct DirectionRun {
     pub delays_ns: Vec<i64>,
 }
 
-/// Run `messages` (sorted by time) through an engine shaped by `config`, closing it at
-/// `end_ns` (or after the last message, if later).
+/// When a direction's engine starts and when it is told to close, in trace time (nanoseconds
+/// since the trace start, at the device end of the link).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// The engine (and its schedule) starts here.
+    pub start_ns: i64,
+    /// `close()` is called here (or after the last message, if later); records continue until
+    /// the queue drains and the close rule allows the last one.
+    pub close_ns: i64,
+}
+
+/// Run `messages` (sorted by time) through an engine shaped by `config` over `span`.
 pub fn run_direction(
     dir: Direction,
     messages: &[Message],
     config: &ShapeConfig,
     seed: u64,
     net: &NetworkModel,
-    end_ns: i64,
+    span: Span,
 ) -> Result<DirectionRun, DefenseError> {
     let mut config = config.clone();
     // A simulation never refuses or blocks data: what would back up on a device shows as delay.
@@ -156,19 +166,14 @@ pub fn run_direction(
     // Engine time is trace time plus one delay, so inbound sends (capture time - delay) are >= 0.
     let offset_ns = delay_ns;
     let at = |rel_ns: i64| Instant::from_nanos((rel_ns + offset_ns).max(0) as u64);
-    let mut tx = Engine::new(&config, a, seed, at(0))?;
-    let mut rx = Engine::new(&config, b, seed ^ 0x5bd1_e995, at(0))?;
     // Inbound data leaves the gateway one delay before the device end sees it.
-    let send_shift_ns = if dir == Direction::Outbound {
-        0
-    } else {
-        -delay_ns
+    let (send_shift_ns, arrive_shift_ns) = match dir {
+        Direction::Outbound => (0, 0),
+        _ => (-delay_ns, delay_ns),
     };
-    let arrive_shift_ns = if dir == Direction::Outbound {
-        0
-    } else {
-        delay_ns
-    };
+    let start = at(span.start_ns + send_shift_ns);
+    let mut tx = Engine::new(&config, a, seed, start)?;
+    let mut rx = Engine::new(&config, b, seed ^ 0x5bd1_e995, start)?;
     let rate = net.rate(dir);
     let mut link_free_ns = i64::MIN;
 
@@ -177,7 +182,7 @@ pub fn run_direction(
     let mut buf = Vec::new();
     let mut next = 0usize;
     let mut closed = false;
-    let close_at = at(end_ns.max(messages.last().map_or(0, |m| m.t_ns)) + send_shift_ns);
+    let close_at = at(span.close_ns.max(messages.last().map_or(0, |m| m.t_ns)) + send_shift_ns);
     let mut received = 0usize;
     // Messages queued in the engine but not completed yet, in order (their capture times).
     let mut in_flight: VecDeque<i64> = VecDeque::new();

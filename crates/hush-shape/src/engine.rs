@@ -151,7 +151,10 @@ impl ShapeConfig {
     /// A config with this schedule and defaults elsewhere (the `pad` policy, except `immediate`
     /// for the `unshaped` schedule).
     pub fn new(schedule: ScheduleSpec) -> ShapeConfig {
-        let policy = if schedule == ScheduleSpec::Unshaped {
+        let policy = if matches!(
+            schedule,
+            ScheduleSpec::Unshaped | ScheduleSpec::Front { .. }
+        ) {
             Policy::Immediate
         } else {
             Policy::Pad
@@ -170,6 +173,11 @@ impl ShapeConfig {
     /// Check that the pieces fit together (the schedule's own parameters are checked by
     /// [`ScheduleSpec::build`]).
     pub fn validate(&self) -> Result<(), DistError> {
+        if matches!(self.schedule, ScheduleSpec::Front { .. }) && self.policy == Policy::Pad {
+            return Err(DistError(
+                "FRONT's cover ends after its burst, so padded data would have no slots: use policy = \"immediate\"".into(),
+            ));
+        }
         if self.schedule == ScheduleSpec::Unshaped && self.policy == Policy::Pad {
             return Err(DistError(
                 "the unshaped schedule has no slots for padded data to wait for: use policy = \"immediate\"".into(),

@@ -98,6 +98,20 @@ pub enum ScheduleSpec {
     /// only). Only valid with the `immediate` policy; it is the baseline that measures the cost
     /// of the tunnel itself.
     Unshaped,
+    /// FRONT (Gong and Wang, USENIX Security 2020): once per trace, draw a number of cover
+    /// records `n ~ U[1, max_records]` and a window `w ~ U[w_min_s, w_max_s]`, and send the
+    /// records at times drawn from a Rayleigh distribution of scale `w` after the start; then no
+    /// more slots. Zero delay for real data: use it with the `immediate` policy.
+    Front {
+        /// Most cover records (their N).
+        max_records: u32,
+        /// Smallest window, seconds (their W_min).
+        w_min_s: f64,
+        /// Largest window, seconds (their W_max).
+        w_max_s: f64,
+        /// Cover record size on the wire.
+        size_bytes: Dist,
+    },
 }
 
 fn default_hold_s() -> f64 {
@@ -133,6 +147,7 @@ impl ScheduleSpec {
             ScheduleSpec::OnOff { .. } => "on-off",
             ScheduleSpec::Adaptive { .. } => "adaptive",
             ScheduleSpec::Unshaped => "unshaped",
+            ScheduleSpec::Front { .. } => "front",
         }
     }
 
@@ -240,6 +255,30 @@ impl ScheduleSpec {
                 })
             }
             ScheduleSpec::Unshaped => Box::new(Unshaped),
+            ScheduleSpec::Front {
+                max_records,
+                w_min_s,
+                w_max_s,
+                size_bytes,
+            } => {
+                if *max_records == 0 {
+                    return Err(DistError("max_records must be at least 1".into()));
+                }
+                let ok = |w: f64| w.is_finite() && w > 0.0;
+                if !ok(*w_min_s) || !ok(*w_max_s) || w_min_s > w_max_s {
+                    return Err(DistError(format!(
+                        "FRONT window: need 0 < w_min_s <= w_max_s, not {w_min_s} and {w_max_s}"
+                    )));
+                }
+                Box::new(Front {
+                    max_records: *max_records,
+                    w_min_s: *w_min_s,
+                    w_max_s: *w_max_s,
+                    size: size(size_bytes)?,
+                    times: None,
+                    next: 0,
+                })
+            }
         })
     }
 }
@@ -390,6 +429,48 @@ impl Schedule for Adaptive {
     }
 }
 
+/// FRONT's one burst of cover at Rayleigh-distributed times.
+#[derive(Debug, Clone)]
+pub struct Front {
+    max_records: u32,
+    w_min_s: f64,
+    w_max_s: f64,
+    size: Sampler,
+    /// Cover times after the start, sorted; drawn at the first slot.
+    times: Option<Vec<Duration>>,
+    next: usize,
+}
+
+impl Schedule for Front {
+    fn next_slot(&mut self, _: SlotContext, rng: &mut ShapeRng) -> Option<Slot> {
+        use rand::RngExt;
+        let times = self.times.get_or_insert_with(|| {
+            let n = rng.random_range(1..=self.max_records);
+            let w = rng.random_range(self.w_min_s..=self.w_max_s);
+            // Rayleigh(w) by inversion: w * sqrt(-2 ln U), U in (0, 1].
+            let mut t: Vec<Duration> = (0..n)
+                .map(|_| {
+                    let u = 1.0 - rng.random::<f64>();
+                    Duration::from_nanos(secs_to_nanos(w * (-2.0 * u.ln()).sqrt()))
+                })
+                .collect();
+            t.sort_unstable();
+            t
+        });
+        let at = *times.get(self.next)?;
+        let prev = if self.next == 0 {
+            Duration::ZERO
+        } else {
+            times[self.next - 1]
+        };
+        self.next += 1;
+        Some(Slot {
+            gap: at - prev,
+            size_bytes: size_bytes(&self.size, rng),
+        })
+    }
+}
+
 /// No slots at all.
 #[derive(Debug, Clone, Copy)]
 pub struct Unshaped;
@@ -403,6 +484,7 @@ impl Schedule for Unshaped {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ShapeConfig;
     use rand::SeedableRng;
 
     fn slots(spec: &ScheduleSpec, n: usize, queue_bytes: impl Fn(usize) -> u64) -> Vec<(f64, u32)> {
@@ -513,6 +595,44 @@ mod tests {
         assert!(gaps.windows(2).all(|w| (idx(w[1]) - idx(w[0])).abs() <= 1));
         // With the queue empty it comes back down to the lowest rate.
         assert_eq!(rate(*gaps.last().unwrap()), 1.0);
+    }
+
+    #[test]
+    fn front_draws_one_rayleigh_burst_per_run() {
+        let spec = ScheduleSpec::Front {
+            max_records: 2000,
+            w_min_s: 2.0,
+            w_max_s: 2.0,
+            size_bytes: Dist::constant(512.0),
+        };
+        let mut s = spec.build().unwrap();
+        let mut rng = ShapeRng::seed_from_u64(3);
+        let mut t = Instant::ZERO;
+        let mut times = Vec::new();
+        while let Some(slot) = s.next_slot(
+            SlotContext {
+                now: t,
+                queue_bytes: 0,
+            },
+            &mut rng,
+        ) {
+            t += slot.gap;
+            times.push(t.as_secs_f64());
+            assert_eq!(slot.size_bytes, 512);
+        }
+        assert!((1..=2000).contains(&times.len()));
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        // Rayleigh(2): mean 2·sqrt(π/2) ≈ 2.507 s, for a large enough draw.
+        if times.len() > 500 {
+            let mean = times.iter().sum::<f64>() / times.len() as f64;
+            assert!((mean - 2.507).abs() < 0.15, "{mean}");
+        }
+        assert!(ShapeConfig::new(spec.clone()).validate().is_ok());
+        let padded = ShapeConfig {
+            policy: crate::Policy::Pad,
+            ..ShapeConfig::new(spec)
+        };
+        assert!(padded.validate().is_err(), "FRONT strands padded data");
     }
 
     #[test]
