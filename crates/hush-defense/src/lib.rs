@@ -160,6 +160,7 @@ pub fn defend(
             };
             // Independent seeds per direction, both from the one seed.
             let in_seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let emit_close = close != CloseAt::TraceEnd;
             let run = |out_close: i64, in_close: i64| -> Result<_, DefenseError> {
                 let o = sim::run_direction(
                     Direction::Outbound,
@@ -170,6 +171,7 @@ pub fn defend(
                     Span {
                         start_ns: 0,
                         close_ns: out_close,
+                        emit_close,
                     },
                 )?;
                 let i = sim::run_direction(
@@ -181,6 +183,7 @@ pub fn defend(
                     Span {
                         start_ns: in_start,
                         close_ns: in_close,
+                        emit_close,
                     },
                 )?;
                 Ok((o, i))

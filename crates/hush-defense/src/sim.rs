@@ -146,6 +146,9 @@ pub struct Span {
     /// `close()` is called here (or after the last message, if later); records continue until
     /// the queue drains and the close rule allows the last one.
     pub close_ns: i64,
+    /// Whether a close record without data appears in the output. A tunnel that runs on past
+    /// the end of the trace never sends it; a defense with a defined end (BuFLO, Tamaraw) does.
+    pub emit_close: bool,
 }
 
 /// Run `messages` (sorted by time) through an engine shaped by `config` over `span`.
@@ -219,7 +222,8 @@ pub fn run_direction(
             let mut seen_ns = sent_ns + arrive_shift_ns;
             if let Some(r) = rate {
                 seen_ns = seen_ns.max(link_free_ns);
-                link_free_ns = seen_ns + (f64::from(t.size_bytes) / r * 1e9).round() as i64;
+                let frame = f64::from(t.size_bytes + net.header_bytes);
+                link_free_ns = seen_ns + (frame / r * 1e9).round() as i64;
             }
             for _ in 0..t.messages_completed {
                 let captured = in_flight.pop_front().ok_or_else(|| {
@@ -231,16 +235,19 @@ pub fn run_direction(
                 RecordKind::Data => WireKind::Data,
                 RecordKind::Cover => WireKind::Cover,
             };
-            packets.push(WirePacket {
-                t_ns: seen_ns,
-                dir,
-                frame_bytes: t.size_bytes + net.header_bytes,
-                payload_bytes: t.size_bytes,
-                kind,
-                real_bytes: t.real_bytes,
-                padding_bytes: t.padding_bytes,
-                framing_bytes: t.framing_bytes,
-            });
+            let shown = !(t.close && kind == WireKind::Cover && !span.emit_close);
+            if shown {
+                packets.push(WirePacket {
+                    t_ns: seen_ns,
+                    dir,
+                    frame_bytes: t.size_bytes + net.header_bytes,
+                    payload_bytes: t.size_bytes,
+                    kind,
+                    real_bytes: t.real_bytes,
+                    padding_bytes: t.padding_bytes,
+                    framing_bytes: t.framing_bytes,
+                });
+            }
             rx.receive(&buf)
                 .map_err(|e| DefenseError::Engine(format!("receiver rejected a record: {e}")))?;
             while let Some(m) = rx.poll_message() {
