@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod convert;
+mod defend;
 mod inspect;
 mod net;
 mod shape;
@@ -28,6 +29,9 @@ enum Command {
     /// Convert a capture between pcap, pcapng (input only) and CSV.
     #[command(after_help = CONVERT_EXAMPLES)]
     Convert(ConvertArgs),
+    /// Apply defenses to captures: the defended trace and what it cost.
+    #[command(after_help = DEFEND_EXAMPLES)]
+    Defend(defend::DefendArgs),
     /// What a shaping schedule costs on the wire, alone or carrying a capture's traffic.
     #[command(after_help = SHAPE_EXAMPLES)]
     Shape(shape::ShapeCmd),
@@ -42,6 +46,20 @@ enum Command {
     /// Print the public key of a private key file.
     Pubkey(net::PubkeyArgs),
 }
+
+const DEFEND_EXAMPLES: &str = "\
+Examples:
+  hush defend --list                                        every defense, its source and defaults
+  hush defend capture.pcap                                  ILP random (Datta's high latency): overhead, delay
+  hush defend capture.pcap -d all                           the whole catalog, one row each
+  hush defend capture.pcap -d tamaraw -o defended.pcap      the defended trace, for Wireshark
+  hush defend capture.pcap -d front:max_records=300 -o defended.csv
+  hush defend ../shared/data/iot-sentinel -d all --json     every capture of a folder, totals per defense
+  hush defend capture.pcap -d pad-mtu --uplink-bps 12500    a 100 kbit/s uplink: padding shows as delay
+
+Each direction runs through hush's shaping engine on a virtual clock (the engine that runs live in
+hush proxy/gateway). Bytes are frames on the wire; the observer sits at the device, where the
+capture was taken. Every random choice comes from --seed.";
 
 const SHAPE_EXAMPLES: &str = "\
 Examples:
@@ -106,7 +124,7 @@ seeded random payload bytes of the original lengths.";
 
 /// Options shared by every command that reads traces.
 #[derive(Args, Clone)]
-struct ReadArgs {
+pub struct ReadArgs {
     /// Fail on a corrupt record mid-file instead of keeping the packets before it.
     #[arg(long)]
     strict: bool,
@@ -151,6 +169,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Defend(args) => defend::run(&args),
         Command::Shape(args) => shape::run(&args),
         Command::Proxy(args) => net::proxy(&args),
         Command::Gateway(args) => net::gateway(&args),

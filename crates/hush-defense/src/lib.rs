@@ -49,7 +49,7 @@ impl From<hush_shape::DistError> for DefenseError {
 }
 
 /// A defended trace and its accounts.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Defended {
     /// The defense, with every parameter (`name:key=value;...`).
     pub defense: String,
@@ -71,6 +71,9 @@ pub struct Defended {
     pub payloadless_packets: u64,
     /// Start of the original trace, nanoseconds since the epoch.
     pub t0_ns: i64,
+    /// Every message's delay, nanoseconds (outbound then inbound), for pooling across traces.
+    #[serde(skip)]
+    pub delays_ns: Vec<i64>,
 }
 
 /// The messages of one direction: every packet with a transport payload, at its time.
@@ -210,6 +213,7 @@ pub fn defend(
     };
     let mut all: Vec<i64> = delays_out.iter().chain(&delays_in).copied().collect();
     let overhead = overhead::account(&trace.packets, t0, &packets, None, &mut all);
+    let delays_ns = all;
     let outbound = overhead::account(
         &trace.packets,
         t0,
@@ -234,6 +238,7 @@ pub fn defend(
         ignored_packets: ignored,
         payloadless_packets: payloadless,
         t0_ns: t0,
+        delays_ns,
     })
 }
 
@@ -293,6 +298,48 @@ impl Defended {
         };
         t.sort_by_time();
         t
+    }
+}
+
+impl Defended {
+    /// The accounts alone (the packets dropped), to keep many runs in memory.
+    pub fn without_packets(mut self) -> Defended {
+        self.packets = Vec::new();
+        self
+    }
+
+    /// The defended trace as CSV, one row per packet:
+    /// `time_s,direction,frame_bytes,payload_bytes,kind,real_bytes,padding_bytes,framing_bytes`
+    /// (time since the original trace's start; direction `out` or `in`; kind `original`,
+    /// `data` or `cover`).
+    pub fn write_csv(&self, mut out: impl std::io::Write) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "time_s,direction,frame_bytes,payload_bytes,kind,real_bytes,padding_bytes,framing_bytes"
+        )?;
+        for p in &self.packets {
+            let kind = match p.kind {
+                WireKind::Original => "original",
+                WireKind::Data => "data",
+                WireKind::Cover => "cover",
+            };
+            let dir = if p.dir == Direction::Outbound {
+                "out"
+            } else {
+                "in"
+            };
+            writeln!(
+                out,
+                "{:.9},{dir},{},{},{kind},{},{},{}",
+                p.t_ns as f64 * 1e-9,
+                p.frame_bytes,
+                p.payload_bytes,
+                p.real_bytes,
+                p.padding_bytes,
+                p.framing_bytes
+            )?;
+        }
+        Ok(())
     }
 }
 

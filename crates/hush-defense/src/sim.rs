@@ -59,7 +59,8 @@ impl Default for NetworkModel {
 }
 
 impl NetworkModel {
-    pub(crate) fn validate(&self) -> Result<(), DefenseError> {
+    /// Check the parameters.
+    pub fn validate(&self) -> Result<(), DefenseError> {
         if !(self.one_way_delay_s.is_finite() && (0.0..=60.0).contains(&self.one_way_delay_s)) {
             return Err(DefenseError::Param(format!(
                 "one-way delay must be 0 to 60 s, not {}",
