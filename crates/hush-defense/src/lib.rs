@@ -19,6 +19,7 @@
 //! ```
 
 pub mod catalog;
+pub mod machines;
 pub mod overhead;
 pub mod periods;
 pub mod sim;
