@@ -11,6 +11,7 @@ use hush_shape::{CloseRule, Dist, Padding, Policy, ScheduleSpec, ShapeConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::DefenseError;
+use crate::machines::{FrontParams, MachineSet, RegulatorParams};
 use crate::periods::{Periods, Quota};
 
 /// A defense and its parameters.
@@ -179,6 +180,77 @@ pub enum DefenseSpec {
         #[serde(default = "d_ipet_q_random")]
         q: f64,
     },
+    /// FRONT as a maybenot machine (maybenot-machines), on both ends, for comparison with the
+    /// catalog's `front`.
+    MaybenotFront {
+        /// Largest padding budget, packets.
+        #[serde(default = "d_front_n")]
+        padding_budget_max: u32,
+        /// Smallest window, seconds.
+        #[serde(default = "d_front_wmin")]
+        window_min_s: f64,
+        /// Largest window, seconds.
+        #[serde(default = "d_front_wmax")]
+        window_max_s: f64,
+        /// States approximating the Rayleigh distribution.
+        #[serde(default = "d_mb_states")]
+        num_states: usize,
+        /// Size of a padding record.
+        #[serde(default = "d_mtu")]
+        padding_bytes: u32,
+    },
+    /// RegulaTor (Holland and Hopper, PETS 2022) as maybenot machines, published parameters.
+    Regulator {
+        /// Initial surge rate, packets per second (R).
+        #[serde(default = "d_reg_r")]
+        r: f64,
+        /// Decay rate (D).
+        #[serde(default = "d_reg_d")]
+        d: f64,
+        /// Surge threshold (T).
+        #[serde(default = "d_reg_t")]
+        t: f64,
+        /// Padding budget, packets (N).
+        #[serde(default = "d_reg_n")]
+        n: f64,
+        /// Rate bins (maybenot-machines).
+        #[serde(default = "d_reg_b")]
+        b: usize,
+        /// Upload/download ratio (U).
+        #[serde(default = "d_reg_u")]
+        u: f64,
+        /// Delay cap, seconds (C).
+        #[serde(default = "d_reg_c")]
+        c: f64,
+        /// Size of a padding record.
+        #[serde(default = "d_mtu")]
+        padding_bytes: u32,
+    },
+    /// Interspace (Pulls 2020) as maybenot machines.
+    Interspace {
+        /// Size of a padding record.
+        #[serde(default = "d_mtu")]
+        padding_bytes: u32,
+    },
+    /// Break-Pad (Huang and Du 2024) as maybenot machines.
+    BreakPad {
+        /// Size of a padding record.
+        #[serde(default = "d_mtu")]
+        padding_bytes: u32,
+    },
+    /// Any maybenot machines: per end, machine strings (`02...`) or maybenot-machines names
+    /// (`front 100 1000000 8000000 10`), several separated by `|`.
+    Maybenot {
+        /// Machines at the device.
+        #[serde(default)]
+        client: String,
+        /// Machines at the gateway.
+        #[serde(default)]
+        server: String,
+        /// Size of a padding record.
+        #[serde(default = "d_mtu")]
+        padding_bytes: u32,
+    },
     /// Any hush-shape configuration, one per direction (TOML only).
     Custom {
         /// Outbound shaping.
@@ -256,6 +328,30 @@ fn d_ipet_max_mean() -> f64 {
 }
 fn d_ipet_sigma_plus() -> f64 {
     10_000.0
+}
+fn d_mb_states() -> usize {
+    10
+}
+fn d_reg_r() -> f64 {
+    277.0
+}
+fn d_reg_d() -> f64 {
+    0.94
+}
+fn d_reg_t() -> f64 {
+    3.55
+}
+fn d_reg_n() -> f64 {
+    3550.0
+}
+fn d_reg_b() -> usize {
+    100
+}
+fn d_reg_u() -> f64 {
+    3.95
+}
+fn d_reg_c() -> f64 {
+    1.77
 }
 fn d_front_n() -> u32 {
     100
@@ -356,6 +452,31 @@ pub fn catalog() -> Vec<CatalogEntry> {
             "iPET's random+ baseline: the budget's mean drawn per trace in [5, 40] kB, q = 0.5",
             "Shenoi et al., iPET, PETS 2023 (baselines/random+)",
         ),
+        entry(
+            "maybenot-front",
+            "FRONT as maybenot machines (maybenot-machines), padding records of one size",
+            "Gong and Wang 2020; maybenot-machines 1.0",
+        ),
+        entry(
+            "regulator",
+            "RegulaTor as maybenot machines: surge-and-decay download rate, upload tied to it",
+            "Holland and Hopper, PETS 2022; maybenot-machines 1.0",
+        ),
+        entry(
+            "interspace",
+            "Interspace as maybenot machines: randomised padding and delays",
+            "Pulls 2020; maybenot-machines 1.0",
+        ),
+        entry(
+            "break-pad",
+            "Break-Pad as maybenot machines: padding that breaks bursts",
+            "Huang and Du 2024; maybenot-machines 1.0",
+        ),
+        entry(
+            "maybenot",
+            "any maybenot machines by string or maybenot-machines name, per end (none by default)",
+            "maybenot framework 2.2 (Mullvad DAITA)",
+        ),
     ]
 }
 
@@ -376,6 +497,11 @@ impl DefenseSpec {
             DefenseSpec::IpetConstant { .. } => "ipet-constant",
             DefenseSpec::IpetRandom { .. } => "ipet-random",
             DefenseSpec::IpetRandomPlus { .. } => "ipet-random-plus",
+            DefenseSpec::MaybenotFront { .. } => "maybenot-front",
+            DefenseSpec::Regulator { .. } => "regulator",
+            DefenseSpec::Interspace { .. } => "interspace",
+            DefenseSpec::BreakPad { .. } => "break-pad",
+            DefenseSpec::Maybenot { .. } => "maybenot",
             DefenseSpec::Custom { .. } => "custom",
         }
     }
@@ -537,6 +663,17 @@ impl DefenseSpec {
                     redraw_s: *redraw_s,
                 },
             }),
+            DefenseSpec::MaybenotFront { padding_bytes, .. }
+            | DefenseSpec::Regulator { padding_bytes, .. }
+            | DefenseSpec::Interspace { padding_bytes }
+            | DefenseSpec::BreakPad { padding_bytes }
+            | DefenseSpec::Maybenot { padding_bytes, .. } => {
+                // Built once here to check the parameters; `defend` builds them again with the seed.
+                self.machine_set(0)?;
+                Plan::Machines {
+                    padding_bytes: *padding_bytes,
+                }
+            }
             DefenseSpec::Custom { outbound, inbound } => Plan::Engines {
                 outbound: (**outbound).clone(),
                 inbound: (**inbound).clone(),
@@ -565,6 +702,66 @@ impl DefenseSpec {
     }
 }
 
+impl DefenseSpec {
+    /// The maybenot machines of a machine-based defense, generated from `seed`.
+    pub fn machine_set(&self, seed: u64) -> Result<MachineSet, DefenseError> {
+        match self {
+            DefenseSpec::MaybenotFront {
+                padding_budget_max,
+                window_min_s,
+                window_max_s,
+                num_states,
+                ..
+            } => MachineSet::front(
+                &FrontParams {
+                    padding_budget_max: *padding_budget_max,
+                    window_min_s: *window_min_s,
+                    window_max_s: *window_max_s,
+                    num_states: *num_states,
+                },
+                seed,
+            ),
+            DefenseSpec::Regulator {
+                r,
+                d,
+                t,
+                n,
+                b,
+                u,
+                c,
+                ..
+            } => MachineSet::regulator(&RegulatorParams {
+                r: *r,
+                d: *d,
+                t: *t,
+                n: *n,
+                b: *b,
+                u: *u,
+                c: *c,
+            }),
+            DefenseSpec::Interspace { .. } => Ok(MachineSet::interspace(seed)),
+            DefenseSpec::BreakPad { .. } => Ok(MachineSet::break_pad()),
+            DefenseSpec::Maybenot { client, server, .. } => {
+                let split = |s: &str| -> Vec<String> {
+                    s.split('|')
+                        .map(str::trim)
+                        .filter(|x| !x.is_empty())
+                        .map(String::from)
+                        .collect()
+                };
+                let (c, sv) = (split(client), split(server));
+                let c: Vec<&str> = c.iter().map(String::as_str).collect();
+                let sv: Vec<&str> = sv.iter().map(String::as_str).collect();
+                MachineSet::parse(&c, &sv, seed)
+            }
+            other => Err(DefenseError::Param(format!(
+                "{} is not a maybenot defense",
+                other.name()
+            ))),
+        }
+    }
+}
+
 /// When each direction's engine is told to close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseAt {
@@ -577,12 +774,20 @@ pub enum CloseAt {
 }
 
 /// How the simulator applies a defense.
+// One plan per `defend` call: boxing the engine configurations would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Plan {
     /// The original packets.
     Passthrough,
     /// Cover periods over both directions (STP, iPET's baselines).
     Periods(Periods),
+    /// maybenot machines at both ends ([`DefenseSpec::machine_set`]), padding records of
+    /// `padding_bytes`.
+    Machines {
+        /// Size of a padding record.
+        padding_bytes: u32,
+    },
     /// One hush-shape engine per direction.
     Engines {
         /// Device to network.

@@ -2,7 +2,8 @@
 //!
 //! hush-defense drives hush-shape's engine (the one that runs live in hush-net) on a virtual
 //! clock over a trace ([`sim`]), offers a catalog of named defenses with their published
-//! defaults ([`catalog`]), and accounts for every byte ([`overhead`]).
+//! defaults ([`catalog()`]), runs maybenot machines ([`machines`]) and cover periods
+//! ([`periods`]), and accounts for every byte ([`overhead`]).
 //!
 //! ```no_run
 //! use hush_defense::{defend, DefenseSpec, NetworkModel};
@@ -99,6 +100,12 @@ pub fn defend(
     net: &NetworkModel,
 ) -> Result<Defended, DefenseError> {
     net.validate()?;
+    // Readers sort on load; a hand-built trace might not be.
+    if !trace.packets.windows(2).all(|w| w[0].t_ns <= w[1].t_ns) {
+        let mut sorted = trace.clone();
+        sorted.sort_by_time();
+        return defend(&sorted, defense, seed, net);
+    }
     let t0 = trace.packets.first().map_or(0, |p| p.t_ns);
     let end_ns = trace.packets.last().map_or(0, |p| p.t_ns - t0);
     let ignored = trace
@@ -135,6 +142,15 @@ pub fn defend(
                 zeros(Direction::Inbound),
             )
         }
+        Plan::Machines { padding_bytes } => machines::run_machines(
+            &messages(trace, Direction::Outbound),
+            &messages(trace, Direction::Inbound),
+            &defense.machine_set(seed)?,
+            seed,
+            net,
+            padding_bytes,
+            end_ns,
+        )?,
         Plan::Periods(p) => periods::run_periods(
             &messages(trace, Direction::Outbound),
             &messages(trace, Direction::Inbound),

@@ -263,7 +263,9 @@ impl Run<'_> {
     }
 }
 
-/// Apply a cover-period defense to both directions' messages.
+/// Apply a cover-period defense to both directions' messages: the wire packets in time order
+/// and the delays of outbound and inbound messages.
+#[allow(clippy::type_complexity)]
 pub fn run_periods(
     out_msgs: &[Message],
     in_msgs: &[Message],
