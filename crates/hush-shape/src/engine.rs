@@ -805,10 +805,9 @@ impl Shaper {
         .write(&mut plain[..HEADER_BYTES]);
         plain.resize(size as usize - LENGTH_PREFIX_BYTES - TAG_BYTES, 0);
         buf.clear();
-        buf.resize(size as usize, 0);
         let sealed_len = size as usize - LENGTH_PREFIX_BYTES;
-        buf[..LENGTH_PREFIX_BYTES].copy_from_slice(&(sealed_len as u16).to_be_bytes());
-        self.sealer.seal(plain, &mut buf[LENGTH_PREFIX_BYTES..]);
+        buf.extend_from_slice(&(sealed_len as u16).to_be_bytes());
+        self.sealer.seal_append(plain, buf);
 
         let s = &mut self.stats;
         s.records += 1;
@@ -1024,24 +1023,37 @@ impl Receiver {
                 }
                 continue;
             }
-            let take = (self.sealed_need - self.sealed.len()).min(bytes.len());
-            self.sealed.extend_from_slice(&bytes[..take]);
-            bytes = &bytes[take..];
-            if self.sealed.len() == self.sealed_need {
+            // The usual case, a whole record in the chunk: open it where it lies.
+            if self.sealed.is_empty() && bytes.len() >= self.sealed_need {
+                let (record, rest) = bytes.split_at(self.sealed_need);
+                bytes = rest;
                 self.prefix_len = 0;
-                self.open_record()?;
-                if self.peer_closed && !bytes.is_empty() {
-                    return Err(RecvError::AfterClose(bytes.len()));
+                self.open_record(record)?;
+            } else {
+                let take = (self.sealed_need - self.sealed.len()).min(bytes.len());
+                self.sealed.extend_from_slice(&bytes[..take]);
+                bytes = &bytes[take..];
+                if self.sealed.len() < self.sealed_need {
+                    continue;
                 }
+                self.prefix_len = 0;
+                let sealed = std::mem::take(&mut self.sealed);
+                let r = self.open_record(&sealed);
+                self.sealed = sealed;
+                self.sealed.clear();
+                r?;
+            }
+            if self.peer_closed && !bytes.is_empty() {
+                return Err(RecvError::AfterClose(bytes.len()));
             }
         }
         Ok(())
     }
 
-    fn open_record(&mut self) -> Result<(), RecvError> {
+    fn open_record(&mut self, sealed: &[u8]) -> Result<(), RecvError> {
         let record = self.opener.records();
-        self.plain.resize(self.sealed.len() - TAG_BYTES, 0);
-        if self.opener.open(&self.sealed, &mut self.plain).is_none() {
+        self.plain.resize(sealed.len() - TAG_BYTES, 0);
+        if self.opener.open(sealed, &mut self.plain).is_none() {
             return Err(RecvError::Authentication { record });
         }
         self.stats.records += 1;
