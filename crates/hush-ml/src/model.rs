@@ -1,0 +1,117 @@
+//! One file format for every trained hush model: a versioned JSON header naming the model kind
+//! and the feature set it was trained on, then the model. `load` refuses a file from another
+//! feature set, another version, or one that is cut short, with an error that says which.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::MlError;
+use crate::forest::RandomForest;
+use crate::knn::Knn;
+
+/// The format's name in every file.
+pub const FORMAT: &str = "hush-model";
+/// The format's version.
+pub const VERSION: u32 = 1;
+
+/// What a model file says about its model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelHeader {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// [`VERSION`] when written.
+    pub version: u32,
+    /// The attack or feature set the model expects (`iot-sentinel`, `flow-stats`, ...).
+    pub feature_set: String,
+    /// Feature names, in column order.
+    pub feature_names: Vec<String>,
+    /// Class names, in label order.
+    pub classes: Vec<String>,
+    /// Free-form provenance (data, seed, hush version).
+    pub trained_on: String,
+}
+
+/// The model itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Model {
+    /// A random forest.
+    RandomForest(RandomForest),
+    /// A kNN classifier.
+    Knn(Knn),
+}
+
+/// A model with its header.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelFile {
+    /// About the model.
+    pub header: ModelHeader,
+    /// The model.
+    pub model: Model,
+}
+
+impl ModelFile {
+    /// The file's bytes (deterministic: the same model gives the same bytes).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, MlError> {
+        serde_json::to_vec(self).map_err(|e| MlError::Format(e.to_string()))
+    }
+
+    /// Parse bytes, checking the format, version and (when given) the feature set.
+    pub fn from_bytes(
+        bytes: &[u8],
+        expect_feature_set: Option<&str>,
+    ) -> Result<ModelFile, MlError> {
+        #[derive(Deserialize)]
+        struct Probe {
+            header: Option<ModelHeader>,
+        }
+        let probe: Probe = serde_json::from_slice(bytes).map_err(|e| {
+            if e.is_eof() {
+                MlError::Format(format!("the model file is cut short ({e})"))
+            } else {
+                MlError::Format(format!("not a hush model file ({e})"))
+            }
+        })?;
+        let header = probe
+            .header
+            .ok_or_else(|| MlError::Format("not a hush model file (no header)".into()))?;
+        if header.format != FORMAT {
+            return Err(MlError::Format(format!(
+                "not a hush model file (format {:?})",
+                header.format
+            )));
+        }
+        if header.version != VERSION {
+            return Err(MlError::Format(format!(
+                "model file version {} is not supported (this hush reads version {VERSION})",
+                header.version
+            )));
+        }
+        if let Some(want) = expect_feature_set {
+            if header.feature_set != want {
+                return Err(MlError::FeatureSet {
+                    expected: want.to_string(),
+                    found: header.feature_set,
+                });
+            }
+        }
+        serde_json::from_slice(bytes)
+            .map_err(|e| MlError::Format(format!("model file is damaged ({e})")))
+    }
+
+    /// Write to `path` atomically (a temporary file, then a rename).
+    pub fn save(&self, path: &Path) -> Result<(), MlError> {
+        let bytes = self.to_bytes()?;
+        let tmp = path.with_extension("partial");
+        std::fs::write(&tmp, &bytes).map_err(|e| MlError::Io(format!("{}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, path).map_err(|e| MlError::Io(format!("{}: {e}", path.display())))
+    }
+
+    /// Read from `path` (see [`ModelFile::from_bytes`]).
+    pub fn load(path: &Path, expect_feature_set: Option<&str>) -> Result<ModelFile, MlError> {
+        let bytes =
+            std::fs::read(path).map_err(|e| MlError::Io(format!("{}: {e}", path.display())))?;
+        ModelFile::from_bytes(&bytes, expect_feature_set).map_err(|e| e.in_file(path))
+    }
+}
