@@ -1,0 +1,321 @@
+//! The evaluation protocol: leakage-free folds, metrics, and adaptive attackers.
+
+use hush_ml::forest::argmax;
+use hush_trace::Trace;
+use hush_trace::dataset::Dataset;
+use hush_trace::split::group_kfold;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::{Attack, AttackError};
+
+/// A defense as the attacks see it: a function from a trace (and a per-trace seed) to the
+/// defended trace.
+pub type DefenseFn<'a> = &'a (dyn Fn(&Trace, u64) -> Result<Trace, String> + Sync);
+
+/// Who the attacker is when traffic is defended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Trained on defended traffic (a real eavesdropper who knows the defense).
+    Adaptive,
+    /// Trained on undefended traffic, tested on defended.
+    NonAdaptive,
+}
+
+/// How to evaluate.
+#[derive(Clone, Copy)]
+pub struct EvalOptions<'a> {
+    /// Folds (by capture, stratified by label).
+    pub folds: usize,
+    /// Seed of the folds and of every forest.
+    pub seed: u64,
+    /// A defense applied to the test traffic (and, when adaptive, the training traffic).
+    pub defense: Option<DefenseFn<'a>>,
+    /// The attacker under a defense.
+    pub mode: Mode,
+}
+
+impl Default for EvalOptions<'_> {
+    fn default() -> Self {
+        EvalOptions {
+            folds: 5,
+            seed: 0,
+            defense: None,
+            mode: Mode::Adaptive,
+        }
+    }
+}
+
+/// One class's scores.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClassMetrics {
+    /// The class.
+    pub label: String,
+    /// Of the examples predicted as this class, the share that are.
+    pub precision: f64,
+    /// Of this class's examples, the share found.
+    pub recall: f64,
+    /// Harmonic mean of the two.
+    pub f1: f64,
+    /// Test examples of this class.
+    pub support: u64,
+}
+
+/// Scores over a set of predictions.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Metrics {
+    /// Examples scored.
+    pub examples: u64,
+    /// Share predicted right.
+    pub accuracy: f64,
+    /// Mean F1 over classes with examples.
+    pub macro_f1: f64,
+    /// Accuracy of always guessing the most common class.
+    pub chance_majority: f64,
+    /// 1 / classes.
+    pub chance_uniform: f64,
+    /// Per class.
+    pub per_class: Vec<ClassMetrics>,
+    /// `confusion[true][predicted]`.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+impl Metrics {
+    /// Scores from (true, predicted) pairs over `labels`.
+    pub fn from_pairs(pairs: &[(u32, u32)], labels: &[String]) -> Metrics {
+        let k = labels.len();
+        let mut confusion = vec![vec![0u64; k]; k];
+        for &(t, p) in pairs {
+            confusion[t as usize][p as usize] += 1;
+        }
+        let n = pairs.len() as u64;
+        let correct: u64 = (0..k).map(|i| confusion[i][i]).sum();
+        let mut per_class = Vec::with_capacity(k);
+        let mut f1s = Vec::new();
+        for (i, label) in labels.iter().enumerate() {
+            let support: u64 = confusion[i].iter().sum();
+            let predicted: u64 = (0..k).map(|t| confusion[t][i]).sum();
+            let tp = confusion[i][i] as f64;
+            let precision = if predicted > 0 {
+                tp / predicted as f64
+            } else {
+                0.0
+            };
+            let recall = if support > 0 {
+                tp / support as f64
+            } else {
+                0.0
+            };
+            let f1 = if precision + recall > 0.0 {
+                2.0 * precision * recall / (precision + recall)
+            } else {
+                0.0
+            };
+            if support > 0 {
+                f1s.push(f1);
+            }
+            per_class.push(ClassMetrics {
+                label: label.clone(),
+                precision,
+                recall,
+                f1,
+                support,
+            });
+        }
+        let majority = confusion
+            .iter()
+            .map(|r| r.iter().sum::<u64>())
+            .max()
+            .unwrap_or(0);
+        Metrics {
+            examples: n,
+            accuracy: if n > 0 {
+                correct as f64 / n as f64
+            } else {
+                0.0
+            },
+            macro_f1: if f1s.is_empty() {
+                0.0
+            } else {
+                f1s.iter().sum::<f64>() / f1s.len() as f64
+            },
+            chance_majority: if n > 0 {
+                majority as f64 / n as f64
+            } else {
+                0.0
+            },
+            chance_uniform: if k > 0 { 1.0 / k as f64 } else { 0.0 },
+            per_class,
+            confusion,
+        }
+    }
+}
+
+/// What an evaluation found.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalReport {
+    /// The attack.
+    pub attack: String,
+    /// Folds.
+    pub folds: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Whether traffic was defended, and who the attacker was.
+    pub defended: Option<Mode>,
+    /// Class labels.
+    pub labels: Vec<String>,
+    /// Captures evaluated.
+    pub captures: usize,
+    /// Captures that gave the attack no feature row (left out).
+    pub captures_without_rows: usize,
+    /// Scores per feature row (window).
+    pub window: Metrics,
+    /// Scores per capture: the class with the highest mean probability over its windows.
+    pub capture: Metrics,
+    /// Window accuracy of each fold.
+    pub fold_accuracy: Vec<f64>,
+}
+
+fn per_trace_seed(seed: u64, i: usize) -> u64 {
+    seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// Cross-validate `attack` on `ds` (directions set, labels as given).
+pub fn evaluate(
+    ds: &Dataset,
+    attack: &Attack,
+    opts: &EvalOptions<'_>,
+) -> Result<EvalReport, AttackError> {
+    if ds.traces.is_empty() {
+        return Err(AttackError::Data("the dataset is empty".into()));
+    }
+    let folds =
+        group_kfold(ds, opts.folds, opts.seed).map_err(|e| AttackError::Data(e.to_string()))?;
+    let label_of = |l: &str| ds.labels.iter().position(|x| x == l).unwrap_or(0) as u32;
+    // Every trace once, defended once when a defense is given (the same defended trace serves
+    // as test data in its fold and as training data in the others, as on a real network).
+    let defended: Option<Vec<Trace>> = match opts.defense {
+        None => None,
+        Some(f) => Some(
+            ds.traces
+                .par_iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    f(&t.trace, per_trace_seed(opts.seed, i)).map_err(|reason| {
+                        AttackError::Defense {
+                            trace: t.trace.name.clone(),
+                            reason,
+                        }
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+    };
+    let train_trace = |i: usize| -> &Trace {
+        match (&defended, opts.mode) {
+            (Some(d), Mode::Adaptive) => &d[i],
+            _ => &ds.traces[i].trace,
+        }
+    };
+    let test_trace = |i: usize| -> &Trace {
+        match &defended {
+            Some(d) => &d[i],
+            None => &ds.traces[i].trace,
+        }
+    };
+    let mut window_pairs = Vec::new();
+    let mut capture_pairs = Vec::new();
+    let mut fold_accuracy = Vec::new();
+    let mut without_rows = 0;
+    for (f, fold) in folds.iter().enumerate() {
+        let items = |idx: &[usize], test: bool| -> Vec<(&Trace, u32, u32)> {
+            idx.iter()
+                .map(|&i| {
+                    let t = if test { test_trace(i) } else { train_trace(i) };
+                    (t, label_of(&ds.traces[i].label), i as u32)
+                })
+                .collect()
+        };
+        let (train, _) = attack.dataset(&items(&fold.train, false), &ds.labels)?;
+        if train.x.rows() == 0 {
+            return Err(AttackError::Data(format!("fold {f}: no training rows")));
+        }
+        let mut a = attack.clone();
+        a.forest.seed = opts.seed.wrapping_add(f as u64);
+        let model = a.fit(&train, "cross-validation")?;
+        let hush_ml::Model::RandomForest(forest) = &model.model else {
+            return Err(AttackError::Data("bug: not a forest".into()));
+        };
+        let (test, origin) = attack.dataset(&items(&fold.test, true), &ds.labels)?;
+        let probs = if test.x.rows() > 0 {
+            forest.predict_proba(&test.x)?
+        } else {
+            Vec::new()
+        };
+        let mut correct = 0;
+        for (k, p) in probs.iter().enumerate() {
+            let pred = argmax(p);
+            window_pairs.push((test.y[k], pred));
+            correct += usize::from(pred == test.y[k]);
+        }
+        fold_accuracy.push(if probs.is_empty() {
+            0.0
+        } else {
+            correct as f64 / probs.len() as f64
+        });
+        // Per capture: mean probability over its windows.
+        for (pos, &i) in fold.test.iter().enumerate() {
+            let mine: Vec<&Vec<f32>> = probs
+                .iter()
+                .zip(&origin)
+                .filter(|(_, o)| **o == pos)
+                .map(|(p, _)| p)
+                .collect();
+            if mine.is_empty() {
+                without_rows += 1;
+                continue;
+            }
+            let mut m = vec![0f32; ds.labels.len()];
+            for p in &mine {
+                for (a, b) in m.iter_mut().zip(p.iter()) {
+                    *a += b;
+                }
+            }
+            capture_pairs.push((label_of(&ds.traces[i].label), argmax(&m)));
+        }
+    }
+    Ok(EvalReport {
+        attack: attack.name().into(),
+        folds: opts.folds,
+        seed: opts.seed,
+        defended: opts.defense.map(|_| opts.mode),
+        labels: ds.labels.clone(),
+        captures: ds.traces.len(),
+        captures_without_rows: without_rows,
+        window: Metrics::from_pairs(&window_pairs, &ds.labels),
+        capture: Metrics::from_pairs(&capture_pairs, &ds.labels),
+        fold_accuracy,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_by_hand() {
+        let labels = vec!["a".to_string(), "b".to_string()];
+        // 3 a (2 right), 1 b (right).
+        let m = Metrics::from_pairs(&[(0, 0), (0, 0), (0, 1), (1, 1)], &labels);
+        assert_eq!(m.accuracy, 0.75);
+        assert_eq!(m.confusion, vec![vec![2, 1], vec![0, 1]]);
+        assert_eq!(m.per_class[0].precision, 1.0);
+        assert!((m.per_class[0].recall - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(m.per_class[1].precision, 0.5);
+        assert_eq!(m.chance_majority, 0.75);
+        let f1a = 2.0 * 1.0 * (2.0 / 3.0) / (1.0 + 2.0 / 3.0);
+        let f1b = 2.0 * 0.5 / 1.5;
+        assert!((m.macro_f1 - (f1a + f1b) / 2.0).abs() < 1e-12);
+    }
+}
