@@ -1,0 +1,147 @@
+//! Device identification on real IoT Sentinel captures: the attacks learn (well above chance),
+//! are deterministic, adapt to defenses, and refuse bad input clearly.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use hush_attack::eval::DefenseFn;
+use hush_attack::{Attack, AttackError, EvalOptions, Mode, NAMES, evaluate};
+use hush_trace::dataset::{Dataset, LoadOptions, load_dir};
+
+/// Six devices of different kinds, all their captures.
+fn subset() -> Option<Dataset> {
+    let dir = hush_trace::data::shared_data("iot-sentinel")?;
+    let mut ds = load_dir(&dir, &LoadOptions::default()).unwrap();
+    let keep = [
+        "Aria",
+        "D-LinkCam",
+        "HueBridge",
+        "Lightify",
+        "TP-LinkPlugHS110",
+        "WeMoSwitch",
+    ];
+    ds.traces.retain(|t| keep.contains(&t.label.as_str()));
+    ds.labels.retain(|l| keep.contains(&l.as_str()));
+    Some(ds)
+}
+
+#[test]
+fn every_attack_learns_well_above_chance() {
+    let Some(ds) = subset() else { return };
+    for name in NAMES {
+        let r = evaluate(
+            &ds,
+            &Attack::by_name(name).unwrap(),
+            &EvalOptions::default(),
+        )
+        .unwrap();
+        assert!(
+            r.window.examples >= 100,
+            "{name}: {} rows",
+            r.window.examples
+        );
+        assert!(
+            r.window.accuracy > 3.0 * r.window.chance_majority && r.window.accuracy > 0.6,
+            "{name}: {:.3} vs chance {:.3}",
+            r.window.accuracy,
+            r.window.chance_majority
+        );
+        // Folds never share a capture: the sum of test rows is every row exactly once.
+        assert_eq!(
+            r.window.confusion.iter().flatten().sum::<u64>(),
+            r.window.examples
+        );
+    }
+}
+
+#[test]
+fn same_seed_same_model_bytes() {
+    let Some(ds) = subset() else { return };
+    let attack = Attack::by_name("flow-stats").unwrap();
+    let items: Vec<_> = ds
+        .traces
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            (
+                &t.trace,
+                ds.labels.iter().position(|l| *l == t.label).unwrap() as u32,
+                i as u32,
+            )
+        })
+        .collect();
+    let (data, _) = attack.dataset(&items, &ds.labels).unwrap();
+    let a = attack.fit(&data, "test").unwrap().to_bytes().unwrap();
+    let b = attack.fit(&data, "test").unwrap().to_bytes().unwrap();
+    assert_eq!(a, b);
+    let mut other = attack.clone();
+    other.forest.seed = 1;
+    assert_ne!(other.fit(&data, "test").unwrap().to_bytes().unwrap(), a);
+    // A model of one feature set refuses another attack's traffic view.
+    let model = attack.fit(&data, "test").unwrap();
+    let err = Attack::by_name("m-agg")
+        .unwrap()
+        .predict(&model, &ds.traces[0].trace)
+        .unwrap_err();
+    assert!(err.to_string().contains("flow-stats"), "{err}");
+}
+
+#[test]
+fn an_adaptive_attacker_beats_a_naive_one_under_a_defense() {
+    let Some(ds) = subset() else { return };
+    let spec: hush_defense::DefenseSpec = "pad-mtu".parse().unwrap();
+    let defense = |t: &hush_trace::Trace, seed: u64| {
+        hush_defense::defend(t, &spec, seed, &hush_defense::NetworkModel::default())
+            .map(|d| d.to_trace(t))
+            .map_err(|e| e.to_string())
+    };
+    let attack = Attack::by_name("flow-stats").unwrap();
+    let run = |mode| {
+        evaluate(
+            &ds,
+            &attack,
+            &EvalOptions {
+                defense: Some(&defense as DefenseFn<'_>),
+                mode,
+                ..EvalOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let (adaptive, naive) = (run(Mode::Adaptive), run(Mode::NonAdaptive));
+    assert!(
+        adaptive.window.accuracy > naive.window.accuracy + 0.2,
+        "adaptive {:.3} vs non-adaptive {:.3}",
+        adaptive.window.accuracy,
+        naive.window.accuracy
+    );
+    assert_eq!(adaptive.defended, Some(Mode::Adaptive));
+}
+
+#[test]
+fn bad_data_is_a_clear_error() {
+    let empty = Dataset::default();
+    let err = evaluate(
+        &empty,
+        &Attack::by_name("flow-stats").unwrap(),
+        &EvalOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, AttackError::Data(_)), "{err}");
+    let Some(mut ds) = subset() else { return };
+    // A class with a single capture cannot be split by capture into 5 folds.
+    let first_aria = ds.traces.iter().position(|t| t.label == "Aria").unwrap();
+    ds.traces.retain(|t| t.label != "Aria");
+    let one = subset().unwrap().traces[first_aria].clone();
+    ds.traces.push(one);
+    let err = evaluate(
+        &ds,
+        &Attack::by_name("flow-stats").unwrap(),
+        &EvalOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("Aria"), "{err}");
+    assert!(matches!(
+        Attack::by_name("nope"),
+        Err(AttackError::Unknown(_))
+    ));
+}

@@ -1,0 +1,132 @@
+//! `hush attack` as a user runs it, on a folder of a few IoT Sentinel devices (symlinks into the
+//! shared data; nothing copied).
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn hush(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hush"))
+        .args(args)
+        .output()
+        .expect("run hush")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A temporary `<label>/` folder of symlinks to five devices' folders.
+fn five_devices() -> Option<(tempfile::TempDir, PathBuf)> {
+    let data = hush_trace::data::shared_data("iot-sentinel")?;
+    let tmp = tempfile::tempdir().unwrap();
+    for d in ["Aria", "HueBridge", "Lightify", "D-LinkCam", "WeMoSwitch"] {
+        std::os::unix::fs::symlink(data.join(d), tmp.path().join(d)).unwrap();
+    }
+    let p = tmp.path().to_path_buf();
+    Some((tmp, p))
+}
+
+#[test]
+fn list_and_bad_usage() {
+    let o = hush(&["attack", "--list", "--json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    let o = hush(&["attack", "eval", "-a", "nope", "--data", "/nonexistent"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("unknown attack"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = hush(&[
+        "attack",
+        "eval",
+        "-a",
+        "flow-stats",
+        "--data",
+        "/nonexistent",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stderr).lines().count(), 1, "{}", text(&o.stderr));
+}
+
+#[test]
+fn eval_train_predict_on_real_captures() {
+    let Some((_tmp, dir)) = five_devices() else {
+        return;
+    };
+    let d = dir.to_str().unwrap();
+    let o = hush(&["attack", "eval", "-a", "flow-stats", "--data", d, "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let acc = v[0]["window"]["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.8, "{acc}");
+    assert_eq!(v[0]["labels"].as_array().unwrap().len(), 5);
+    // A defense: both attackers reported, the adaptive one stronger.
+    let o = hush(&[
+        "attack",
+        "eval",
+        "-a",
+        "m-agg",
+        "--data",
+        d,
+        "--defense",
+        "pad-mtu",
+        "--attacker",
+        "both",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (a, n) = (
+        v[0]["window"]["accuracy"].as_f64().unwrap(),
+        v[1]["window"]["accuracy"].as_f64().unwrap(),
+    );
+    assert!(a > n, "adaptive {a} vs non-adaptive {n}");
+    // Train, then predict a capture of a known device.
+    let model = dir.join("flow.model");
+    let o = hush(&[
+        "attack",
+        "train",
+        "-a",
+        "flow-stats",
+        "--data",
+        d,
+        "-m",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let cap = hush_trace::data::shared_data("iot-sentinel")
+        .unwrap()
+        .join("HueBridge/Setup-A-1-STA.pcap");
+    let o = hush(&[
+        "attack",
+        "predict",
+        "-m",
+        model.to_str().unwrap(),
+        cap.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["top"][0][0].as_str(), Some("HueBridge"), "{v}");
+    // A truncated model file is bad input, named.
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&model, &bytes[..bytes.len() / 3]).unwrap();
+    let o = hush(&[
+        "attack",
+        "predict",
+        "-m",
+        model.to_str().unwrap(),
+        cap.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("flow.model") && text(&o.stderr).contains("cut short"),
+        "{}",
+        text(&o.stderr)
+    );
+}
