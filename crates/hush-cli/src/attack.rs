@@ -38,6 +38,22 @@ pub enum AttackAction {
     Train(TrainArgs),
     /// Apply a saved model to captures.
     Predict(PredictArgs),
+    /// Write an attack's feature matrix as CSV (features, label, capture group, fold), for
+    /// other tools such as scikit-learn.
+    Features(FeaturesArgs),
+}
+
+/// `hush attack features`.
+#[derive(Args)]
+pub struct FeaturesArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Folds for the `fold` column (by capture, as `eval` makes them with the same seed).
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Output CSV (`-` for standard output).
+    #[arg(long, short, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 /// Where labelled data comes from.
@@ -161,7 +177,61 @@ pub fn run(args: &AttackArgs) -> Result<()> {
         Some(AttackAction::Eval(a)) => eval(a),
         Some(AttackAction::Train(a)) => train(a),
         Some(AttackAction::Predict(a)) => predict(a),
+        Some(AttackAction::Features(a)) => features(a),
     }
+}
+
+fn features(a: &FeaturesArgs) -> Result<()> {
+    let attack = attack_of(&a.data.attack)?;
+    let ds = load(&a.data)?;
+    let folds = hush_trace::split::group_kfold(&ds, a.folds, a.data.seed)
+        .map_err(|e| BadInput(e.to_string()))?;
+    let mut fold_of = vec![0usize; ds.traces.len()];
+    for (f, fold) in folds.iter().enumerate() {
+        for &i in &fold.test {
+            fold_of[i] = f;
+        }
+    }
+    let items: Vec<(&hush_trace::Trace, u32, u32)> = ds
+        .traces
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            (
+                &t.trace,
+                ds.labels.iter().position(|l| *l == t.label).unwrap_or(0) as u32,
+                i as u32,
+            )
+        })
+        .collect();
+    let (data, origin) = attack.dataset(&items, &ds.labels)?;
+    let mut w: Box<dyn Write> = if a.out.as_os_str() == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(&a.out)
+                .with_context(|| format!("creating {}", a.out.display()))?,
+        ))
+    };
+    let header: Vec<&str> = data
+        .feature_names
+        .iter()
+        .map(String::as_str)
+        .chain(["label", "group", "fold"])
+        .collect();
+    writeln!(w, "{}", header.join(","))?;
+    for r in 0..data.x.rows() {
+        for v in data.x.row(r) {
+            write!(w, "{v},")?;
+        }
+        writeln!(
+            w,
+            "{},{},{}",
+            data.classes[data.y[r] as usize], data.groups[r], fold_of[origin[r]]
+        )?;
+    }
+    w.flush()?;
+    Ok(())
 }
 
 #[derive(Serialize)]
