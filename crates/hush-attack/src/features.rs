@@ -418,6 +418,89 @@ fn summary(v: &[f32]) -> [f32; 7] {
     ]
 }
 
+/// iPET's sequence attacker's input (M_seq): 4 s windows of 40 slots of 100 ms, each slot
+/// `[in_count, in_bytes, out_count, out_bytes]` (frame bytes), and the silence before the window
+/// in seconds; windows without packets are left out. Returns (160 values, silence) per window.
+pub fn seq_windows(trace: &Trace) -> Vec<(Vec<f32>, f32)> {
+    let mine: Vec<Packet> = trace
+        .packets
+        .iter()
+        .filter(|p| p.dir != Direction::Unknown)
+        .copied()
+        .collect();
+    let w = hush_trace::window::slot_windows(
+        &mine,
+        &hush_trace::window::SlotConfig {
+            skip_empty: true,
+            ..hush_trace::window::SlotConfig::default()
+        },
+    );
+    let per = w.slots * 4;
+    w.values
+        .chunks(per.max(1))
+        .zip(&w.silence_before_s)
+        .map(|(v, &s)| (v.to_vec(), s))
+        .collect()
+}
+
+/// Packets per window of the packet-metadata adversary (IoTFlowGenerator's L).
+pub const PACKET_WINDOW: usize = 20;
+
+/// Well-known ports that get their own indicator in a packet-metadata step.
+const PORT_BUCKETS: [u16; 7] = [53, 80, 123, 443, 1900, 5353, 8883];
+
+/// Values per packet in a packet-metadata step.
+pub const PACKET_FEATURES: usize = 2 + 16 + 2 * (PORT_BUCKETS.len() + 1 + 4) + 1;
+
+fn port_bits(port: u16, has_ports: bool, out: &mut Vec<f32>) {
+    for b in PORT_BUCKETS {
+        out.push(f32::from(u8::from(has_ports && port == b)));
+    }
+    out.push(f32::from(u8::from(
+        has_ports && !PORT_BUCKETS.contains(&port),
+    )));
+    let class = port_class(port, has_ports) as usize;
+    for c in 0..4 {
+        out.push(f32::from(u8::from(c == class)));
+    }
+}
+
+/// IoTFlowGenerator's packet-metadata view: non-overlapping windows of 20 packets (a last,
+/// shorter window is left out, as in the original), each packet its frame length, direction,
+/// the 16 protocol flags, both ports (indicators of well-known ports and the port class, in
+/// place of the original's learned port embeddings) and log(1 + inter-arrival seconds).
+pub fn packet_windows(trace: &Trace) -> Vec<Vec<f32>> {
+    let mine: Vec<&Packet> = trace
+        .packets
+        .iter()
+        .filter(|p| p.dir != Direction::Unknown)
+        .collect();
+    let mut steps: Vec<Vec<f32>> = Vec::with_capacity(mine.len());
+    for (k, p) in mine.iter().enumerate() {
+        let mut v = Vec::with_capacity(PACKET_FEATURES);
+        v.push(p.frame_len as f32);
+        v.push(f32::from(u8::from(p.dir == Direction::Outbound)));
+        for flag in PROTO_FLAGS {
+            v.push(f32::from(u8::from(p.proto.contains(flag))));
+        }
+        let has_ports = p.proto.intersects(Proto::TCP | Proto::UDP);
+        port_bits(p.src_port, has_ports, &mut v);
+        port_bits(p.dst_port, has_ports, &mut v);
+        let gap = if k == 0 {
+            0.0
+        } else {
+            (p.t_ns - mine[k - 1].t_ns).max(0) as f32 * 1e-9
+        };
+        v.push(gap.ln_1p());
+        debug_assert_eq!(v.len(), PACKET_FEATURES);
+        steps.push(v);
+    }
+    steps
+        .chunks_exact(PACKET_WINDOW)
+        .map(|w| w.iter().flatten().copied().collect())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,6 +511,60 @@ mod tests {
         assert_eq!(flow_stats(&[]).len(), FLOW_FEATURES);
         assert_eq!(sentinel_feature_names().len(), 276);
         assert_eq!(agg_feature_names().len(), 20);
+    }
+
+    #[test]
+    fn sequence_views_have_their_shapes() {
+        use hush_trace::{EndpointId, Packet};
+        let mk = |t_ms: i64, dir: Direction, len: u32| Packet {
+            t_ns: t_ms * 1_000_000,
+            frame_len: len,
+            ip_len: len.saturating_sub(14),
+            payload_len: len.saturating_sub(54),
+            proto: Proto::IPV4 | Proto::TCP | Proto::TLS,
+            src_port: 443,
+            dst_port: 50000,
+            src: EndpointId(0),
+            dst: EndpointId(1),
+            dir,
+            ip_proto: 6,
+        };
+        let packets: Vec<Packet> = (0..45)
+            .map(|i| {
+                mk(
+                    i * 250,
+                    if i % 3 == 0 {
+                        Direction::Outbound
+                    } else {
+                        Direction::Inbound
+                    },
+                    100 + i as u32,
+                )
+            })
+            .collect();
+        let trace = Trace {
+            name: "t".into(),
+            packets,
+            endpoints: vec![hush_trace::trace::UNKNOWN_ENDPOINT; 2],
+            report: Default::default(),
+        };
+        let seq = seq_windows(&trace);
+        // 11.25 s of traffic: three 4 s windows, 160 values each.
+        assert_eq!(seq.len(), 3);
+        assert!(seq.iter().all(|(v, _)| v.len() == 160));
+        let total: f32 = seq
+            .iter()
+            .map(|(v, _)| v.chunks(4).map(|s| s[0] + s[2]).sum::<f32>())
+            .sum();
+        assert_eq!(total, 45.0, "every packet in one slot");
+        let pw = packet_windows(&trace);
+        assert_eq!(pw.len(), 2, "45 packets: two full windows of 20");
+        assert!(
+            pw.iter()
+                .all(|w| w.len() == PACKET_WINDOW * PACKET_FEATURES)
+        );
+        // The first packet: outbound, port 443 as the source.
+        assert_eq!(pw[0][1], 1.0);
     }
 
     #[test]
