@@ -21,6 +21,9 @@
 
 pub mod eval;
 pub mod features;
+pub mod labels;
+pub mod peaks;
+pub mod signatures;
 
 use hush_ml::{
     Dataset as MlDataset, ForestParams, Matrix, MlError, Model, ModelFile, ModelHeader,
