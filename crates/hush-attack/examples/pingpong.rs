@@ -85,5 +85,52 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "recall {right}/{n_test}, {stray} false matches ({:.1} per hour)",
         stray as f64 / hours
     );
+
+    // Supervised: a forest trained on the four single-event captures only (no capture on both
+    // sides) classifies the window around each of the long trace's events as on or off.
+    use hush_attack::events::{EventClassifier, EventWindow, capture_example, examples};
+    let mut train = Vec::new();
+    for (f, l) in [
+        ("TP_LINK_LOCAL_ON.pcap", "on"),
+        ("TP_LINK_REMOTE_ON.pcap", "on"),
+        ("TP_LINK_REMOTE_CHARGING_ON.pcap", "on"),
+        ("TP_LINK_LOCAL_OFF.pcap", "off"),
+    ] {
+        train.push(capture_example(&read(f)?, l));
+    }
+    let labelled: Vec<_> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| hush_attack::labels::Event {
+            label: if i % 2 == 0 { "on" } else { "off" }.into(),
+            ..e.clone()
+        })
+        .collect();
+    let w = EventWindow {
+        before_s: 0.5,
+        after_s: 3.0,
+    };
+    let test = examples(&long, &labelled, &w);
+    let clf = EventClassifier::fit(&train, &hush_ml::ForestParams::default())?;
+    let m = clf.score(&test)?;
+    println!(
+        "event classifier, trained on the 4 captures: accuracy {:.1}% over {} events",
+        100.0 * m.accuracy,
+        m.examples
+    );
+    // A split by time: also the first half of the long trace's events train; the second half tests.
+    let mut more = train.clone();
+    more.extend(examples(&long, &labelled[..half], &w));
+    let bagged = hush_ml::ForestParams {
+        max_features: hush_ml::MaxFeatures::All,
+        ..hush_ml::ForestParams::default()
+    };
+    let clf = EventClassifier::fit(&more, &bagged)?;
+    let m = clf.score(&examples(&long, &labelled[half..], &w))?;
+    println!(
+        "event classifier, split by time (+ first half): accuracy {:.1}% over {} events",
+        100.0 * m.accuracy,
+        m.examples
+    );
     Ok(())
 }

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod eval;
+pub mod events;
 pub mod features;
 pub mod labels;
 pub mod peaks;
