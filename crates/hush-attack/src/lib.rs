@@ -22,6 +22,7 @@
 pub mod eval;
 pub mod events;
 pub mod features;
+pub mod images;
 pub mod labels;
 pub mod peaks;
 pub mod signatures;
