@@ -28,6 +28,8 @@ pub mod data;
 pub mod forest;
 pub mod knn;
 pub mod model;
+#[cfg(feature = "neural")]
+pub mod neural;
 
 use std::path::Path;
 
