@@ -41,6 +41,115 @@ pub enum AttackAction {
     /// Write an attack's feature matrix as CSV (features, label, capture group, fold), for
     /// other tools such as scikit-learn.
     Features(FeaturesArgs),
+    /// Detect user events as peaks in a capture's traffic rate (unsupervised), optionally scored
+    /// against labels.
+    Peaks(PeaksArgs),
+    /// Learn packet-pair signatures of events (PingPong) or find them in a capture.
+    Signatures(SignaturesArgs),
+}
+
+/// Where event labels come from.
+#[derive(Args, Clone)]
+pub struct LabelArgs {
+    /// Event labels: hush's CSV (time,device,event[,end]), a phase list or a PingPong timestamp
+    /// file (see --labels-format).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// The labels' layout.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub labels_format: LabelsFormat,
+    /// UTC offset of label times without a zone: +08:00 (NKU), -07:00 (PingPong's files), ...
+    #[arg(
+        long,
+        value_name = "±HH:MM",
+        default_value = "+00:00",
+        allow_hyphen_values = true
+    )]
+    pub utc_offset: String,
+    /// Leave out labelled events whose name starts with this (e.g. idle for NKU's idle phases).
+    #[arg(long, value_name = "PREFIX")]
+    pub skip_events: Option<String>,
+}
+
+/// `--labels-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LabelsFormat {
+    /// hush's CSV: time,device,event[,end].
+    Csv,
+    /// phase start_time end_time [duration] lines (NKU lifecycle).
+    Phases,
+    /// h:mm:ss AM/PM lines, the date in the file name (PingPong).
+    Pingpong,
+}
+
+/// `hush attack peaks`.
+#[derive(Args)]
+pub struct PeaksArgs {
+    /// The capture.
+    pub capture: PathBuf,
+    /// The device: a MAC or IP (default: a MAC file beside the capture, else inferred).
+    #[arg(long, value_name = "MAC|IP")]
+    pub device: Option<String>,
+    #[command(flatten)]
+    pub labels: LabelArgs,
+    /// Bin width, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub bin_s: f64,
+    /// Peaks clear the moving median by k robust standard deviations...
+    #[arg(long, default_value_t = 5.0)]
+    pub k: f64,
+    /// ... and by at least this many bytes per bin.
+    #[arg(long, default_value_t = 2000.0)]
+    pub min_excess_bytes: f64,
+    /// A detection matches an event within this many seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub tolerance_s: f64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hush attack signatures`.
+#[derive(Args)]
+pub struct SignaturesArgs {
+    #[command(subcommand)]
+    pub action: SignatureAction,
+}
+
+/// Learn or find.
+#[derive(Subcommand)]
+pub enum SignatureAction {
+    /// Learn signatures from captures of single events (each capture one instance).
+    Learn {
+        /// NAME=CAPTURE[,CAPTURE...]: instances of event NAME (repeatable).
+        #[arg(long, value_name = "NAME=CAPTURES", required = true)]
+        event: Vec<String>,
+        /// The device.
+        #[arg(long, value_name = "MAC|IP")]
+        device: Option<String>,
+        /// Where to save the signatures (JSON).
+        #[arg(long, short, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Find learnt signatures in a capture; with labels, score the matches.
+    Find {
+        /// The capture.
+        capture: PathBuf,
+        /// Signatures from `learn`.
+        #[arg(long, short, value_name = "FILE")]
+        signatures: PathBuf,
+        /// The device.
+        #[arg(long, value_name = "MAC|IP")]
+        device: Option<String>,
+        #[command(flatten)]
+        labels: LabelArgs,
+        /// A match counts for an event within this many seconds.
+        #[arg(long, default_value_t = 15.0)]
+        tolerance_s: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `hush attack features`.
@@ -178,6 +287,267 @@ pub fn run(args: &AttackArgs) -> Result<()> {
         Some(AttackAction::Train(a)) => train(a),
         Some(AttackAction::Predict(a)) => predict(a),
         Some(AttackAction::Features(a)) => features(a),
+        Some(AttackAction::Peaks(a)) => peaks(a),
+        Some(AttackAction::Signatures(a)) => signatures(a),
+    }
+}
+
+/// `+08:00`, `-7`, `-07:30` as seconds east of UTC.
+fn utc_offset(s: &str) -> Result<i64> {
+    let t = s.trim();
+    let bad = || BadInput(format!("--utc-offset {t:?}: expected ±HH:MM, e.g. +08:00"));
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'-') => (-1, &t[1..]),
+        Some(b'+') => (1, &t[1..]),
+        _ => (1, t),
+    };
+    let (h, m) = match rest.split_once(':') {
+        Some((h, m)) => (
+            h.parse::<i64>().map_err(|_| bad())?,
+            m.parse::<i64>().map_err(|_| bad())?,
+        ),
+        None => (rest.parse::<i64>().map_err(|_| bad())?, 0),
+    };
+    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
+        return Err(bad().into());
+    }
+    Ok(sign * (h * 3600 + m * 60))
+}
+
+fn read_labels(l: &LabelArgs) -> Result<Option<Vec<hush_attack::labels::Event>>> {
+    let Some(path) = &l.labels else {
+        return Ok(None);
+    };
+    let off = utc_offset(&l.utc_offset)?;
+    let mut ev = match l.labels_format {
+        LabelsFormat::Csv => hush_attack::labels::read_csv(path, off),
+        LabelsFormat::Phases => hush_attack::labels::read_phases(path, off),
+        LabelsFormat::Pingpong => hush_attack::labels::read_pingpong(path, off, "event"),
+    }
+    .map_err(|e| BadInput(e.to_string()))?;
+    if let Some(p) = &l.skip_events {
+        ev.retain(|e| !e.label.starts_with(p.as_str()));
+    }
+    Ok(Some(ev))
+}
+
+fn read_device_trace(path: &std::path::Path, device: &Option<String>) -> Result<hush_trace::Trace> {
+    let spec = device_spec_of(&crate::ReadArgs {
+        strict: false,
+        device: device.clone(),
+    })?;
+    let mut t = read_trace(path, ReadOptions::default())?;
+    apply_device(&mut t, path, spec.as_ref())?;
+    Ok(t)
+}
+
+fn iso(t_ns: i64) -> String {
+    // Days and seconds since the epoch, as a UTC date-time.
+    let secs = t_ns.div_euclid(1_000_000_000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[derive(Serialize)]
+struct PeaksOut {
+    capture: String,
+    detections: Vec<hush_attack::peaks::Peak>,
+    score: Option<hush_attack::peaks::PeakScore>,
+    warnings: Vec<String>,
+}
+
+fn peaks(a: &PeaksArgs) -> Result<()> {
+    let cfg = hush_attack::peaks::PeakConfig {
+        bin_s: a.bin_s,
+        k: a.k,
+        min_excess_bytes: a.min_excess_bytes,
+        ..hush_attack::peaks::PeakConfig::default()
+    };
+    if !(cfg.bin_s.is_finite() && cfg.bin_s > 0.0) {
+        return Err(BadInput(format!("--bin-s must be positive, not {}", cfg.bin_s)).into());
+    }
+    let labels = read_labels(&a.labels)?;
+    let t = read_device_trace(&a.capture, &a.device)?;
+    let peaks = hush_attack::peaks::detect(&t.packets, &cfg);
+    let (t0, t1) = (
+        t.packets.first().map_or(0, |p| p.t_ns),
+        t.packets.last().map_or(0, |p| p.t_ns),
+    );
+    let warnings = labels
+        .as_deref()
+        .map(|l| hush_attack::labels::check(l, t0, t1))
+        .unwrap_or_default();
+    for w in &warnings {
+        eprintln!(
+            "hush: warning: {}: {w}",
+            a.labels
+                .labels
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string())
+        );
+    }
+    let score = labels
+        .map(|l| hush_attack::peaks::score(&peaks, &l, a.tolerance_s, (t1 - t0) as f64 * 1e-9));
+    let out = PeaksOut {
+        capture: a.capture.display().to_string(),
+        detections: peaks,
+        score,
+        warnings,
+    };
+    let mut o = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut o, &out)?;
+        writeln!(o)?;
+        return Ok(());
+    }
+    writeln!(o, "{}: {} detections", out.capture, out.detections.len())?;
+    for p in &out.detections {
+        writeln!(
+            o,
+            "  {}  {:>5.0} s  peak {:>8.0} B/bin",
+            iso(p.start_ns),
+            (p.end_ns - p.start_ns) as f64 * 1e-9,
+            p.max_bytes
+        )?;
+    }
+    if let Some(s) = &out.score {
+        writeln!(
+            o,
+            "against {} labelled events: precision {:.2}, recall {:.2}, F1 {:.2}, {:.1} false detections per hour",
+            s.events, s.precision, s.recall, s.f1, s.false_per_hour
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct SignatureFile {
+    format: String,
+    signatures: Vec<hush_attack::signatures::Signature>,
+}
+
+#[derive(Serialize)]
+struct Match {
+    event: String,
+    time: String,
+    t_ns: i64,
+}
+
+fn signatures(a: &SignaturesArgs) -> Result<()> {
+    use hush_attack::signatures::{SignatureConfig, find, learn, pairs};
+    let cfg = SignatureConfig::default();
+    match &a.action {
+        SignatureAction::Learn { event, device, out } => {
+            let mut sigs = Vec::new();
+            for e in event {
+                let (name, files) = e.split_once('=').ok_or_else(|| {
+                    BadInput(format!("--event {e:?}: expected NAME=CAPTURE[,CAPTURE...]"))
+                })?;
+                let mut instances = Vec::new();
+                for f in files.split(',') {
+                    instances.push(pairs(
+                        &read_device_trace(std::path::Path::new(f), device)?.packets,
+                    ));
+                }
+                let sig = learn(name, &instances, &cfg).ok_or_else(|| {
+                    BadInput(format!(
+                        "event {name:?}: no packet pair recurs in its captures"
+                    ))
+                })?;
+                eprintln!(
+                    "hush: {name}: {} pairs from {} captures",
+                    sig.elements.len(),
+                    sig.instances
+                );
+                sigs.push(sig);
+            }
+            let file = SignatureFile {
+                format: "hush-signatures-1".into(),
+                signatures: sigs,
+            };
+            std::fs::write(out, serde_json::to_vec_pretty(&file)?)
+                .with_context(|| format!("writing {}", out.display()))?;
+            Ok(())
+        }
+        SignatureAction::Find {
+            capture,
+            signatures,
+            device,
+            labels,
+            tolerance_s,
+            json,
+        } => {
+            let bytes = std::fs::read(signatures)
+                .with_context(|| format!("reading {}", signatures.display()))?;
+            let file: SignatureFile = serde_json::from_slice(&bytes).map_err(|e| {
+                BadInput(format!(
+                    "{}: not a hush signature file ({e})",
+                    signatures.display()
+                ))
+            })?;
+            let labels = read_labels(labels)?;
+            let t = read_device_trace(capture, device)?;
+            let p = pairs(&t.packets);
+            let mut matches: Vec<Match> = Vec::new();
+            for s in &file.signatures {
+                for h in find(s, &p, &cfg) {
+                    matches.push(Match {
+                        event: s.label.clone(),
+                        time: iso(h),
+                        t_ns: h,
+                    });
+                }
+            }
+            matches.sort_by_key(|m| m.t_ns);
+            let mut o = std::io::stdout().lock();
+            if *json {
+                serde_json::to_writer_pretty(&mut o, &matches)?;
+                writeln!(o)?;
+            } else {
+                for m in &matches {
+                    writeln!(o, "{}  {}", m.time, m.event)?;
+                }
+            }
+            if let Some(l) = labels {
+                let tol = (tolerance_s * 1e9) as i64;
+                let found = l
+                    .iter()
+                    .filter(|e| matches.iter().any(|m| (m.t_ns - e.start_ns).abs() <= tol))
+                    .count();
+                let stray = matches
+                    .iter()
+                    .filter(|m| !l.iter().any(|e| (m.t_ns - e.start_ns).abs() <= tol))
+                    .count();
+                let (t0, t1) = (
+                    t.packets.first().map_or(0, |p| p.t_ns),
+                    t.packets.last().map_or(0, |p| p.t_ns),
+                );
+                for w in hush_attack::labels::check(&l, t0, t1) {
+                    eprintln!("hush: warning: {w}");
+                }
+                eprintln!(
+                    "hush: {found} of {} labelled events matched; {stray} matches at no labelled event ({:.1} per hour)",
+                    l.len(),
+                    stray as f64 / ((t1 - t0) as f64 * 1e-9 / 3600.0).max(1e-9)
+                );
+            }
+            Ok(())
+        }
     }
 }
 
