@@ -1,6 +1,7 @@
 //! The evaluation protocol: leakage-free folds, metrics, and adaptive attackers.
 
 use hush_ml::forest::argmax;
+use hush_ml::neural::EpochReport;
 use hush_trace::Trace;
 use hush_trace::dataset::Dataset;
 use hush_trace::split::group_kfold;
@@ -12,6 +13,9 @@ use crate::{Attack, AttackError};
 /// A defense as the attacks see it: a function from a trace (and a per-trace seed) to the
 /// defended trace.
 pub type DefenseFn<'a> = &'a (dyn Fn(&Trace, u64) -> Result<Trace, String> + Sync);
+
+/// Told after each epoch of a neural attack: the fold (from 0) and the epoch.
+pub type EpochFn<'a> = &'a (dyn Fn(usize, &EpochReport) + Sync);
 
 /// Who the attacker is when traffic is defended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -34,6 +38,8 @@ pub struct EvalOptions<'a> {
     pub defense: Option<DefenseFn<'a>>,
     /// The attacker under a defense.
     pub mode: Mode,
+    /// Called after each epoch of a neural attack with the fold (from 0) and the epoch.
+    pub on_epoch: Option<EpochFn<'a>>,
 }
 
 impl Default for EvalOptions<'_> {
@@ -43,6 +49,7 @@ impl Default for EvalOptions<'_> {
             seed: 0,
             defense: None,
             mode: Mode::Adaptive,
+            on_epoch: None,
         }
     }
 }
@@ -239,17 +246,22 @@ pub fn evaluate(
         };
         let (train, _) = attack.dataset(&items(&fold.train, false), &ds.labels)?;
         if train.x.rows() == 0 {
-            return Err(AttackError::Data(format!("fold {f}: no training rows")));
+            return Err(AttackError::Data(format!(
+                "fold {f}: no training rows: {}",
+                attack.no_rows_hint()
+            )));
         }
         let mut a = attack.clone();
-        a.forest.seed = opts.seed.wrapping_add(f as u64);
-        let model = a.fit(&train, "cross-validation")?;
-        let hush_ml::Model::RandomForest(forest) = &model.model else {
-            return Err(AttackError::Data("bug: not a forest".into()));
+        a.set_seed(opts.seed.wrapping_add(f as u64));
+        let model = match opts.on_epoch {
+            Some(report) => {
+                a.fit_with_progress(&train, "cross-validation", &mut |e| report(f, e))?
+            }
+            None => a.fit(&train, "cross-validation")?,
         };
         let (test, origin) = attack.dataset(&items(&fold.test, true), &ds.labels)?;
         let probs = if test.x.rows() > 0 {
-            forest.predict_proba(&test.x)?
+            a.predict_rows(&model, &test.x)?
         } else {
             Vec::new()
         };

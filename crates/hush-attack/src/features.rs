@@ -465,6 +465,51 @@ fn port_bits(port: u16, has_ports: bool, out: &mut Vec<f32>) {
     }
 }
 
+/// Names of the values of one packet-metadata step, in order.
+pub fn packet_step_names() -> Vec<String> {
+    let mut out = vec!["frame_len".to_string(), "outbound".to_string()];
+    for f in PROTO_FLAGS {
+        out.push(format!(
+            "is_{}",
+            f.names().next().unwrap_or("proto").to_ascii_lowercase()
+        ));
+    }
+    for side in ["src", "dst"] {
+        out.extend(PORT_BUCKETS.iter().map(|b| format!("{side}_port_{b}")));
+        out.push(format!("{side}_port_other"));
+        for c in [
+            "class_none",
+            "class_well_known",
+            "class_registered",
+            "class_dynamic",
+        ] {
+            out.push(format!("{side}_port_{c}"));
+        }
+    }
+    out.push("log1p_gap_s".into());
+    out
+}
+
+/// Names of a packet-metadata window's values: `p00_frame_len`, ... (packet, then step value).
+pub fn packet_feature_names() -> Vec<String> {
+    let step = packet_step_names();
+    (0..PACKET_WINDOW)
+        .flat_map(|k| step.iter().map(move |n| format!("p{k:02}_{n}")))
+        .collect()
+}
+
+/// Names of an M_seq row: `slot00_in_count`, ... (slot, then value), then `silence_before_s`.
+pub fn seq_feature_names() -> Vec<String> {
+    let slots = hush_trace::window::SlotConfig::default().slots;
+    let mut out: Vec<String> = (0..slots)
+        .flat_map(|t| {
+            ["in_count", "in_bytes", "out_count", "out_bytes"].map(|v| format!("slot{t:02}_{v}"))
+        })
+        .collect();
+    out.push("silence_before_s".into());
+    out
+}
+
 /// IoTFlowGenerator's packet-metadata view: non-overlapping windows of 20 packets (a last,
 /// shorter window is left out, as in the original), each packet its frame length, direction,
 /// the 16 protocol flags, both ports (indicators of well-known ports and the port class, in
@@ -511,6 +556,12 @@ mod tests {
         assert_eq!(flow_stats(&[]).len(), FLOW_FEATURES);
         assert_eq!(sentinel_feature_names().len(), 276);
         assert_eq!(agg_feature_names().len(), 20);
+        assert_eq!(packet_step_names().len(), PACKET_FEATURES);
+        assert_eq!(
+            packet_feature_names().len(),
+            PACKET_WINDOW * PACKET_FEATURES
+        );
+        assert_eq!(seq_feature_names().len(), 161);
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod labels;
 pub mod peaks;
 pub mod signatures;
 
+use hush_ml::neural::{self, Architecture, EpochReport, SeqData, TrainConfig};
 use hush_ml::{
     Dataset as MlDataset, ForestParams, Matrix, MlError, Model, ModelFile, ModelHeader,
     RandomForest,
@@ -61,10 +62,17 @@ pub enum AttackError {
 }
 
 /// The attacks, by name.
-pub const NAMES: &[&str] = &["iot-sentinel", "flow-stats", "m-agg"];
+pub const NAMES: &[&str] = &[
+    "iot-sentinel",
+    "flow-stats",
+    "m-agg",
+    "m-seq",
+    "packet-lstm",
+    "image-cnn",
+];
 
 /// Which features an attack uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AttackKind {
     /// IoT Sentinel's fingerprint: the first 12 distinct device-sent packets × 23 features.
@@ -75,31 +83,138 @@ pub enum AttackKind {
     /// iPET's aggregate attacker: 15-minute windows, per direction × TCP/UDP counts, payload
     /// length mean/min/max and duration.
     MAgg,
+    /// iPET's sequence attacker: 4 s windows of 40 × 100 ms slots × [in count, in bytes, out
+    /// count, out bytes] and the silence before the window.
+    MSeq,
+    /// IoTFlowGenerator's packet-metadata adversary: windows of 20 packets × length,
+    /// direction, protocol flags, ports and inter-arrival time.
+    PacketLstm,
+    /// ITEMTK's image attack: long windows of per-bin volume per direction as GASF, GADF, MTF
+    /// and RP images, fused as channels of a 2-D CNN.
+    Image(images::ImageParams),
 }
 
-/// An attack: features and a classifier.
+impl AttackKind {
+    /// `(steps, features per step, extra scalars)` of a sequence attack's rows (each row is the
+    /// `steps × features` window, row-major, then the extra scalars); `None` for tabular ones.
+    pub fn seq_shape(self) -> Option<(usize, usize, usize)> {
+        match self {
+            AttackKind::MSeq => Some((hush_trace::window::SlotConfig::default().slots, 4, 1)),
+            AttackKind::PacketLstm => Some((features::PACKET_WINDOW, features::PACKET_FEATURES, 0)),
+            AttackKind::Image(p) => Some((images::ImageParams::CHANNELS * p.size, p.size, 0)),
+            _ => None,
+        }
+    }
+}
+
+/// A neural attack's network and training.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NeuralParams {
+    /// The network.
+    pub architecture: Architecture,
+    /// The training loop (its seed is the attack's).
+    pub train: TrainConfig,
+    /// Share of each class's training captures held out, whole, to choose the epoch (early
+    /// stopping and learning-rate reduction watch their loss). A class with one capture keeps
+    /// it for training; if no capture is held out at all, the training windows serve.
+    pub validation_share: f64,
+}
+
+/// How an attack learns.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Learner {
+    /// A hush-ml random forest.
+    Forest(ForestParams),
+    /// A hush-ml neural network.
+    Neural(NeuralParams),
+}
+
+/// An attack: features and a learner.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Attack {
     /// Features.
     pub kind: AttackKind,
-    /// The forest.
-    pub forest: ForestParams,
+    /// The classifier and how it is trained.
+    pub learner: Learner,
 }
 
 impl Attack {
-    /// An attack by name with its default forest (100 trees, as scikit-learn's default, which
-    /// iPET used).
+    /// An attack by name with its source's classifier: a forest of 100 trees (scikit-learn's
+    /// default, which iPET used) for the tabular attacks; M_seq's published BiLSTM(8) × 2 →
+    /// Dense(128) with its training (Adam 1e-3, batch 128, up to 100 epochs, early stopping
+    /// after 16); an LSTM(64) → Dense(64) for the packet-metadata adversary; a small 2-D CNN
+    /// (16 and 32 channels of 3 × 3, dense 64) over ITEMTK's fused images.
+    ///
+    /// `image-cnn` takes options after a colon: `image-cnn:bin_s=1,window=600,stride=60,size=32`
+    /// (see [`images::ImageParams::parse`]); [`Attack::spec`] gives the full form back.
     pub fn by_name(name: &str) -> Result<Attack, AttackError> {
-        let kind = match name {
+        let (base, opts) = name.split_once(':').unwrap_or((name, ""));
+        if base != "image-cnn" && !opts.is_empty() {
+            return Err(AttackError::Data(format!(
+                "{base} takes no options (only image-cnn does)"
+            )));
+        }
+        let kind = match base {
+            "image-cnn" => AttackKind::Image(
+                images::ImageParams::parse(opts)
+                    .map_err(|e| AttackError::Data(format!("{name}: {e}")))?,
+            ),
             "iot-sentinel" => AttackKind::IotSentinel,
             "flow-stats" => AttackKind::FlowStats,
             "m-agg" => AttackKind::MAgg,
+            "m-seq" => AttackKind::MSeq,
+            "packet-lstm" => AttackKind::PacketLstm,
             other => return Err(AttackError::Unknown(other.to_string())),
         };
-        Ok(Attack {
-            kind,
-            forest: ForestParams::default(),
-        })
+        let neural = |architecture| {
+            Learner::Neural(NeuralParams {
+                architecture,
+                train: TrainConfig::default(),
+                validation_share: 0.2,
+            })
+        };
+        let learner = match kind {
+            AttackKind::MSeq => neural(Architecture::m_seq()),
+            AttackKind::PacketLstm => neural(Architecture::Lstm {
+                hidden: 64,
+                dense: 64,
+                dropout: 0.2,
+            }),
+            AttackKind::Image(_) => Learner::Neural(NeuralParams {
+                architecture: Architecture::Cnn2d {
+                    in_channels: images::ImageParams::CHANNELS,
+                    channels: vec![16, 32],
+                    kernel: 3,
+                    dense: 64,
+                    dropout: 0.3,
+                },
+                train: TrainConfig {
+                    epochs: 60,
+                    batch_size: 32,
+                    early_stopping_patience: 10,
+                    ..TrainConfig::default()
+                },
+                validation_share: 0.2,
+            }),
+            _ => Learner::Forest(ForestParams::default()),
+        };
+        Ok(Attack { kind, learner })
+    }
+
+    /// Seed the learner (forest bootstraps, or the network's weights, shuffles and dropout).
+    pub fn set_seed(&mut self, seed: u64) {
+        match &mut self.learner {
+            Learner::Forest(f) => f.seed = seed,
+            Learner::Neural(n) => n.train.seed = seed,
+        }
+    }
+
+    /// Cap the epochs of a neural learner (no effect on forests).
+    pub fn set_max_epochs(&mut self, epochs: usize) {
+        if let Learner::Neural(n) = &mut self.learner {
+            n.train.epochs = epochs;
+        }
     }
 
     /// Its name, which is also the feature set recorded in model files.
@@ -108,6 +223,18 @@ impl Attack {
             AttackKind::IotSentinel => "iot-sentinel",
             AttackKind::FlowStats => "flow-stats",
             AttackKind::MAgg => "m-agg",
+            AttackKind::MSeq => "m-seq",
+            AttackKind::PacketLstm => "packet-lstm",
+            AttackKind::Image(_) => "image-cnn",
+        }
+    }
+
+    /// The name with every option spelled out (`image-cnn:bin_s=60,window=480,...`): what model
+    /// files record as their feature set, since the windows depend on the options.
+    pub fn spec(&self) -> String {
+        match self.kind {
+            AttackKind::Image(p) => format!("image-cnn:{}", p.to_options()),
+            _ => self.name().to_string(),
         }
     }
 
@@ -126,6 +253,37 @@ impl Attack {
                 "15-minute windows: per direction x TCP/UDP, packet count, payload mean/min/max, duration -> random forest",
                 "Shenoi et al., iPET, PETS 2023 (M_agg)",
             ),
+            AttackKind::MSeq => (
+                "4 s windows of 40 x 100 ms slots x [in count, in bytes, out count, out bytes] + silence -> BiLSTM(8) x 2 -> dense 128 -> softmax",
+                "Shenoi et al., iPET, PETS 2023 (M_seq)",
+            ),
+            AttackKind::PacketLstm => (
+                "windows of 20 packets x [length, direction, 16 protocol flags, port indicators, log inter-arrival] -> LSTM(64) -> dense 64 -> softmax",
+                "IoTFlowGenerator's packet-metadata adversary (LSTM over packet windows)",
+            ),
+            AttackKind::Image(_) => (
+                "per-minute in/out volume over 8 h windows (options: bin_s, window, stride, size, mtf_bins) -> GASF, GADF, MTF, RP images x 2 directions -> 2-D CNN",
+                "Wan et al., ITEMTK (\"I Still See You\"), EWSN 2024",
+            ),
+        }
+    }
+
+    /// Why traces may give this attack no rows, for error messages.
+    pub fn no_rows_hint(&self) -> String {
+        match self.kind {
+            AttackKind::Image(p) => format!(
+                "image-cnn windows span {} bins of {} s ({:.1} h) and the traces are shorter: \
+                 join captures (hush attack --join N) or shorten the window \
+                 (image-cnn:bin_s=1,window=300)",
+                p.window_bins,
+                p.bin_s,
+                p.window_bins as f64 * p.bin_s / 3600.0
+            ),
+            AttackKind::PacketLstm => format!(
+                "packet-lstm needs traces of at least {} packets with known directions",
+                features::PACKET_WINDOW
+            ),
+            _ => "the traces have no packets with known directions".into(),
         }
     }
 
@@ -135,6 +293,20 @@ impl Attack {
             AttackKind::IotSentinel => features::sentinel_feature_names(),
             AttackKind::FlowStats => features::flow_feature_names(),
             AttackKind::MAgg => features::agg_feature_names(),
+            AttackKind::MSeq => features::seq_feature_names(),
+            AttackKind::PacketLstm => features::packet_feature_names(),
+            AttackKind::Image(p) => {
+                let mut out = Vec::new();
+                for d in ["in", "out"] {
+                    for k in images::ALL_KINDS {
+                        let k = format!("{k:?}").to_ascii_lowercase();
+                        for r in 0..p.size {
+                            out.extend((0..p.size).map(|c| format!("{d}_{k}_r{r}c{c}")));
+                        }
+                    }
+                }
+                out
+            }
         }
     }
 
@@ -165,6 +337,15 @@ impl Attack {
                 }
             }
             AttackKind::MAgg => features::agg_windows(trace),
+            AttackKind::MSeq => features::seq_windows(trace)
+                .into_iter()
+                .map(|(mut v, silence)| {
+                    v.push(silence);
+                    v
+                })
+                .collect(),
+            AttackKind::PacketLstm => features::packet_windows(trace),
+            AttackKind::Image(p) => images::image_windows(trace, &p),
         }
     }
 
@@ -195,31 +376,94 @@ impl Attack {
             groups,
             feature_names: names,
         };
-        ds.validate()?;
+        // No rows is no error here (a test fold of short traces); fitting on none is.
+        if !ds.y.is_empty() {
+            ds.validate()?;
+        }
         Ok((ds, origin))
     }
 
     /// Fit the attack's model and wrap it in a model file.
     pub fn fit(&self, data: &MlDataset, trained_on: &str) -> Result<ModelFile, AttackError> {
-        let forest = RandomForest::fit(data, &self.forest)?;
+        self.fit_with_progress(data, trained_on, &mut |_| {})
+    }
+
+    /// [`Attack::fit`], calling `progress` after each epoch of a neural learner.
+    pub fn fit_with_progress(
+        &self,
+        data: &MlDataset,
+        trained_on: &str,
+        progress: &mut dyn FnMut(&EpochReport),
+    ) -> Result<ModelFile, AttackError> {
+        let model = match &self.learner {
+            Learner::Forest(p) => Model::RandomForest(RandomForest::fit(data, p)?),
+            Learner::Neural(p) => {
+                data.validate()?;
+                let (tr, va) = validation_split(data, p.validation_share, p.train.seed);
+                let val = if va.is_empty() { &tr } else { &va };
+                let labels = |idx: &[usize]| idx.iter().map(|&i| data.y[i]).collect::<Vec<_>>();
+                let train_seq = self.seq_data(&data.x.select(&tr), &labels(&tr), data)?;
+                let val_seq = self.seq_data(&data.x.select(val), &labels(val), data)?;
+                Model::Neural(neural::train(
+                    &p.architecture,
+                    &train_seq,
+                    &val_seq,
+                    &p.train,
+                    progress,
+                )?)
+            }
+        };
         Ok(ModelFile {
             header: ModelHeader {
                 format: hush_ml::model::FORMAT.into(),
                 version: hush_ml::model::VERSION,
-                feature_set: self.name().into(),
+                feature_set: self.spec(),
                 feature_names: data.feature_names.clone(),
                 classes: data.classes.clone(),
                 trained_on: trained_on.into(),
             },
-            model: Model::RandomForest(forest),
+            model,
         })
+    }
+
+    /// Rows of a sequence attack as windows for a network.
+    fn seq_data(&self, x: &Matrix, y: &[u32], data: &MlDataset) -> Result<SeqData, AttackError> {
+        let (steps, features, extra_dim) = self.kind.seq_shape().ok_or_else(|| {
+            AttackError::Data(format!("{} is not a sequence attack", self.name()))
+        })?;
+        rows_to_seq(x, y, data.classes.len(), (steps, features, extra_dim))
+    }
+
+    /// Class probabilities of feature rows under a model file of this attack.
+    pub fn predict_rows(
+        &self,
+        model: &ModelFile,
+        x: &Matrix,
+    ) -> Result<Vec<Vec<f32>>, AttackError> {
+        let n = model.header.classes.len();
+        match &model.model {
+            Model::RandomForest(f) => Ok(f.predict_proba(x)?),
+            Model::Knn(k) => Ok(k
+                .predict(x)?
+                .into_iter()
+                .map(|c| {
+                    let mut p = vec![0.0; n];
+                    p[c as usize] = 1.0;
+                    p
+                })
+                .collect()),
+            Model::Neural(m) => {
+                let shape = (m.steps, m.features, m.extra_dim);
+                Ok(m.predict_proba(&rows_to_seq(x, &[], m.n_classes, shape)?)?)
+            }
+        }
     }
 
     /// Class probabilities for each window of `trace` under a model file of this attack.
     pub fn predict(&self, model: &ModelFile, trace: &Trace) -> Result<Vec<Vec<f32>>, AttackError> {
-        if model.header.feature_set != self.name() {
+        if model.header.feature_set != self.spec() {
             return Err(MlError::FeatureSet {
-                expected: self.name().into(),
+                expected: self.spec(),
                 found: model.header.feature_set.clone(),
             }
             .into());
@@ -229,19 +473,64 @@ impl Attack {
             return Ok(Vec::new());
         }
         let x = Matrix::from_rows(&rows)?;
-        match &model.model {
-            Model::RandomForest(f) => Ok(f.predict_proba(&x)?),
-            Model::Knn(k) => {
-                let n = model.header.classes.len();
-                Ok(k.predict(&x)?
-                    .into_iter()
-                    .map(|c| {
-                        let mut p = vec![0.0; n];
-                        p[c as usize] = 1.0;
-                        p
-                    })
-                    .collect())
-            }
+        self.predict_rows(model, &x)
+    }
+}
+
+/// Feature rows (each `steps × features` values, then `extra` scalars) as network windows.
+fn rows_to_seq(
+    x: &Matrix,
+    y: &[u32],
+    n_classes: usize,
+    (steps, features, extra_dim): (usize, usize, usize),
+) -> Result<SeqData, AttackError> {
+    let w = steps * features;
+    if x.cols() != w + extra_dim {
+        return Err(MlError::Shape(format!(
+            "rows of {} values, but the network reads {steps} steps × {features} features + \
+             {extra_dim} extra",
+            x.cols()
+        ))
+        .into());
+    }
+    let mut xs = Vec::with_capacity(x.rows() * w);
+    let mut extra = Vec::with_capacity(x.rows() * extra_dim);
+    for i in 0..x.rows() {
+        let r = x.row(i);
+        xs.extend_from_slice(&r[..w]);
+        extra.extend_from_slice(&r[w..]);
+    }
+    Ok(SeqData {
+        x: xs,
+        n: x.rows(),
+        steps,
+        features,
+        extra,
+        extra_dim,
+        y: y.to_vec(),
+        n_classes,
+    })
+}
+
+/// Rows for training and for validation: per class, `share` of its capture groups (rounded,
+/// at least one left for training) are held out whole, chosen by a seeded shuffle.
+fn validation_split(data: &MlDataset, share: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let mut groups_of: Vec<Vec<u32>> = vec![Vec::new(); data.classes.len()];
+    for (&c, &g) in data.y.iter().zip(&data.groups) {
+        let list = &mut groups_of[c as usize];
+        if !list.contains(&g) {
+            list.push(g);
         }
     }
+    let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x005e_ed0f_7a11);
+    let mut held = std::collections::HashSet::new();
+    for list in &mut groups_of {
+        list.sort_unstable();
+        list.shuffle(&mut rng);
+        let k = ((share * list.len() as f64).round() as usize).min(list.len().saturating_sub(1));
+        held.extend(list.iter().take(k).copied());
+    }
+    (0..data.y.len()).partition(|&r| !held.contains(&data.groups[r]))
 }

@@ -177,9 +177,22 @@ pub struct DataArgs {
     /// Merge IoT Sentinel's 31 devices into the paper's 27 device types.
     #[arg(long)]
     pub types: bool,
-    /// Seed of folds and forests.
+    /// Seed of folds and of every model (forest bootstraps; network weights, shuffles and
+    /// dropout).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Join each label's captures into this many long traces, captures back to back (for
+    /// image-cnn windows longer than one capture; folds then split joined traces, so a capture
+    /// still never sits on both sides).
+    #[arg(long, value_name = "N")]
+    pub join: Option<usize>,
+    /// With --join: seconds between joined captures.
+    #[arg(long, default_value_t = 60.0, value_name = "S")]
+    pub join_gap_s: f64,
+    /// Neural attacks (m-seq, packet-lstm): train at most this many epochs (default: the
+    /// source's, 100, with early stopping on held-out captures).
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
 }
 
 /// `hush attack eval`.
@@ -246,8 +259,44 @@ pub struct PredictArgs {
     pub json: bool,
 }
 
-fn attack_of(name: &str) -> Result<Attack> {
-    Attack::by_name(name).map_err(|e| BadInput(e.to_string()).into())
+fn attack_of(d: &DataArgs) -> Result<Attack> {
+    let mut a = Attack::by_name(&d.attack).map_err(|e| BadInput(e.to_string()))?;
+    a.set_seed(d.seed);
+    if let Some(e) = d.epochs {
+        if e == 0 {
+            return Err(BadInput("--epochs must be at least 1".into()).into());
+        }
+        a.set_max_epochs(e);
+    }
+    Ok(a)
+}
+
+/// A bar over a neural attack's epochs showing the losses and validation accuracy (hidden
+/// when standard error is not a terminal, like every hush bar).
+fn epoch_bar(attack: &Attack, what: &str) -> Result<Option<indicatif::ProgressBar>> {
+    let hush_attack::Learner::Neural(p) = &attack.learner else {
+        return Ok(None);
+    };
+    let bar = indicatif::ProgressBar::new(p.train.epochs as u64).with_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} {{prefix}} epoch {{pos}}/{{len}} [{{bar:20}}] {{msg}}"
+        ))
+        .map_err(|e| anyhow::anyhow!("progress template: {e}"))?
+        .progress_chars("=> "),
+    );
+    Ok(Some(bar))
+}
+
+fn show_epoch(bar: &indicatif::ProgressBar, e: &hush_ml::neural::EpochReport) {
+    bar.set_position(e.epoch as u64);
+    bar.set_message(format!(
+        "loss {:.3}, val loss {:.3}, val acc {:.1}%, lr {:.1e}, {:.1} s/epoch",
+        e.train_loss,
+        e.val_loss,
+        100.0 * e.val_accuracy,
+        e.learning_rate,
+        e.seconds
+    ));
 }
 
 fn load(d: &DataArgs) -> Result<Dataset> {
@@ -269,6 +318,16 @@ fn load(d: &DataArgs) -> Result<Dataset> {
     }
     if d.types {
         ds.relabel(IOT_SENTINEL_TYPES);
+    }
+    if let Some(n) = d.join {
+        if n == 0 || !(d.join_gap_s.is_finite() && d.join_gap_s >= 0.0) {
+            return Err(BadInput(format!(
+                "--join {n} --join-gap-s {}: need at least 1 trace and a gap of 0 s or more",
+                d.join_gap_s
+            ))
+            .into());
+        }
+        ds = hush_attack::images::join_captures(&ds, n, d.join_gap_s);
     }
     if ds.traces.is_empty() {
         return Err(BadInput(format!("{}: no captures", d.data.display())).into());
@@ -552,7 +611,7 @@ fn signatures(a: &SignaturesArgs) -> Result<()> {
 }
 
 fn features(a: &FeaturesArgs) -> Result<()> {
-    let attack = attack_of(&a.data.attack)?;
+    let attack = attack_of(&a.data)?;
     let ds = load(&a.data)?;
     let folds = hush_trace::split::group_kfold(&ds, a.folds, a.data.seed)
         .map_err(|e| BadInput(e.to_string()))?;
@@ -643,7 +702,7 @@ fn list(json: bool) -> Result<()> {
 }
 
 fn eval(a: &EvalArgs) -> Result<()> {
-    let attack = attack_of(&a.data.attack)?;
+    let attack = attack_of(&a.data)?;
     let spec: Option<DefenseSpec> = match &a.defense {
         Some(s) => {
             let spec: DefenseSpec = s
@@ -671,12 +730,22 @@ fn eval(a: &EvalArgs) -> Result<()> {
         (Some(_), AttackerArg::Both) => vec![Some(Mode::Adaptive), Some(Mode::NonAdaptive)],
     };
     let mut reports = Vec::new();
+    let bar = epoch_bar(&attack, "training")?;
+    let on_epoch = |fold: usize, e: &hush_ml::neural::EpochReport| {
+        if let Some(b) = &bar {
+            b.set_prefix(format!("fold {}/{}", fold + 1, a.folds));
+            show_epoch(b, e);
+        }
+    };
     for m in modes {
         let opts = EvalOptions {
             folds: a.folds,
             seed: a.data.seed,
             defense: m.map(|_| &defense_fn as hush_attack::eval::DefenseFn<'_>),
             mode: m.unwrap_or(Mode::Adaptive),
+            on_epoch: bar
+                .as_ref()
+                .map(|_| &on_epoch as hush_attack::eval::EpochFn<'_>),
         };
         let r = evaluate(&ds, &attack, &opts).map_err(|e| match e {
             hush_attack::AttackError::Data(m) => {
@@ -756,10 +825,8 @@ fn print_report(out: &mut impl Write, r: &EvalReport) -> Result<()> {
 }
 
 fn train(a: &TrainArgs) -> Result<()> {
-    let attack = attack_of(&a.data.attack)?;
+    let attack = attack_of(&a.data)?;
     let ds = load(&a.data)?;
-    let mut attack = attack;
-    attack.forest.seed = a.data.seed;
     let items: Vec<(&hush_trace::Trace, u32, u32)> = ds
         .traces
         .iter()
@@ -773,7 +840,16 @@ fn train(a: &TrainArgs) -> Result<()> {
         })
         .collect();
     let (data, _) = attack.dataset(&items, &ds.labels)?;
-    let model = attack.fit(
+    if data.y.is_empty() {
+        return Err(BadInput(format!(
+            "{}: no feature rows: {}",
+            a.data.data.display(),
+            attack.no_rows_hint()
+        ))
+        .into());
+    }
+    let bar = epoch_bar(&attack, "training")?;
+    let model = attack.fit_with_progress(
         &data,
         &format!(
             "{} ({} captures, seed {}, hush {})",
@@ -782,7 +858,15 @@ fn train(a: &TrainArgs) -> Result<()> {
             a.data.seed,
             env!("CARGO_PKG_VERSION")
         ),
+        &mut |e| {
+            if let Some(b) = &bar {
+                show_epoch(b, e);
+            }
+        },
     )?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
     model
         .save(&a.model)
         .with_context(|| format!("saving {}", a.model.display()))?;
@@ -805,7 +889,7 @@ struct Prediction {
 
 fn predict(a: &PredictArgs) -> Result<()> {
     let model = ModelFile::load(&a.model, None).map_err(|e| BadInput(e.to_string()))?;
-    let attack = attack_of(&model.header.feature_set)?;
+    let attack = Attack::by_name(&model.header.feature_set).map_err(|e| BadInput(e.to_string()))?;
     let spec = device_spec_of(&crate::ReadArgs {
         strict: false,
         device: a.device.clone(),

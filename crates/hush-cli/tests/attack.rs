@@ -33,7 +33,7 @@ fn list_and_bad_usage() {
     let o = hush(&["attack", "--list", "--json"]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 3);
+    assert_eq!(v.as_array().unwrap().len(), hush_attack::NAMES.len());
     let o = hush(&["attack", "eval", "-a", "nope", "--data", "/nonexistent"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(

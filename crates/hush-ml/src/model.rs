@@ -40,6 +40,9 @@ pub enum Model {
     RandomForest(RandomForest),
     /// A kNN classifier.
     Knn(Knn),
+    /// A neural network.
+    #[cfg(feature = "neural")]
+    Neural(crate::neural::NeuralModel),
 }
 
 /// A model with its header.

@@ -1,0 +1,386 @@
+//! Neural networks on [burn](https://burn.dev) (CPU, burn's Flex backend), behind the `neural`
+//! feature: every sequence model in hush (iPET's M_seq, IoTFlowGenerator's LSTM adversary, the
+//! image attack's CNN) is one [`Architecture`], trained by [`train`] and stored as a
+//! [`NeuralModel`] in the one [`ModelFile`](crate::ModelFile) format.
+//!
+//! - [`SeqData`]: `n` windows of `steps × features` values, optional per-window scalars fed
+//!   after the recurrent or convolutional part, labels;
+//! - [`Architecture`]: MLP, 1-D CNN, BiLSTM (M_seq), LSTM, GRU, 2-D CNN, each ending in
+//!   `[features, extra scalars] → dense → dropout → classes`;
+//! - [`TrainConfig`]: Adam or [`Nadam`], batches, early stopping on validation loss (best weights
+//!   kept), reduce-LR-on-plateau; defaults are M_seq's;
+//! - [`NeuralModel`]: the architecture, shapes, the standardiser fitted on the training data,
+//!   and the weights as burn record bytes (burnpack), base64 in the JSON model file.
+//!
+//! Training is seeded through and through: weights, shuffling and dropout masks come from
+//! `TrainConfig::seed`, recurrent layers split a batch into fixed chunks, so the same data and
+//! seed give the same weight bytes whatever the thread count.
+//!
+//! ```
+//! use hush_ml::neural::{Architecture, SeqData, TrainConfig, train};
+//! // 64 windows of 6 steps × 2 features: class 1 rises, class 0 falls.
+//! let (n, steps) = (64, 6);
+//! let mut x = Vec::new();
+//! let mut y = Vec::new();
+//! for i in 0..n {
+//!     let c = (i % 2) as u32;
+//!     for t in 0..steps {
+//!         let v = if c == 1 { t as f32 } else { (steps - t) as f32 };
+//!         x.extend([v, 1.0]);
+//!     }
+//!     y.push(c);
+//! }
+//! let data = SeqData { x, n, steps, features: 2, extra: vec![], extra_dim: 0, y, n_classes: 2 };
+//! let arch = Architecture::Mlp { hidden: vec![16], dropout: 0.0 };
+//! let cfg = TrainConfig { epochs: 30, batch_size: 16, learning_rate: 1e-2, ..TrainConfig::default() };
+//! let model = train(&arch, &data, &data, &cfg, &mut |_| {})?;
+//! let p = model.predict_proba(&data)?;
+//! assert!(p[1][1] > 0.9 && p[0][0] > 0.9);
+//! # Ok::<(), hush_ml::MlError>(())
+//! ```
+
+mod data;
+mod net;
+mod optim;
+pub(crate) mod rnn;
+mod train;
+
+use serde::{Deserialize, Serialize};
+
+pub use data::{SeqData, SeqStandardizer};
+pub use optim::Nadam;
+pub use train::train;
+
+use crate::MlError;
+
+/// A network shape. Every architecture reads `steps × features` windows, turns them into a
+/// feature vector, appends the window's extra scalars, then (unless `dense` is 0) a dense layer,
+/// dropout, and a linear layer to the classes (softmax in [`NeuralModel::predict_proba`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Architecture {
+    /// Fully connected layers (ReLU, each followed by dropout) over the flattened window and
+    /// the extra scalars.
+    Mlp {
+        /// Widths of the hidden layers.
+        hidden: Vec<usize>,
+        /// Dropout after each hidden layer.
+        dropout: f32,
+    },
+    /// 1-D convolutions over time (features as channels): each `channels[i]` wide, `kernel`
+    /// long, "same" padding, ReLU, max pooling by 2; flattened; dense (ReLU).
+    Cnn1d {
+        /// Output channels of each convolution.
+        channels: Vec<usize>,
+        /// Kernel length.
+        kernel: usize,
+        /// Width of the dense layer (0: none).
+        dense: usize,
+        /// Dropout before the output layer.
+        dropout: f32,
+    },
+    /// iPET's M_seq: `layers` bidirectional LSTMs of `hidden` units (all but the last returning
+    /// sequences), the last one's final states, the extra scalars, dense (tanh), dropout.
+    /// [`Architecture::m_seq`] is BiLSTM(8) → BiLSTM(8) → Dense(128, tanh) → Dropout(0.2).
+    BiLstm {
+        /// Units per direction.
+        hidden: usize,
+        /// Stacked bidirectional layers.
+        layers: usize,
+        /// Width of the dense layer (0: none).
+        dense: usize,
+        /// Dropout before the output layer.
+        dropout: f32,
+    },
+    /// One LSTM's final state, the extra scalars, dense (tanh), dropout (an
+    /// IoTFlowGenerator-like adversary).
+    Lstm {
+        /// Units.
+        hidden: usize,
+        /// Width of the dense layer (0: none).
+        dense: usize,
+        /// Dropout before the output layer.
+        dropout: f32,
+    },
+    /// Stacked GRUs (one or both directions), the last one's final states, the extra scalars,
+    /// dense (tanh), dropout.
+    Gru {
+        /// Units per direction.
+        hidden: usize,
+        /// Stacked layers.
+        layers: usize,
+        /// Both directions.
+        bidirectional: bool,
+        /// Width of the dense layer (0: none).
+        dense: usize,
+        /// Dropout before the output layer.
+        dropout: f32,
+    },
+    /// 2-D convolutions over the window as `in_channels` images stacked along the steps (each
+    /// `steps / in_channels × features`; one image when `in_channels` is 1): each
+    /// `kernel × kernel`, "same" padding, ReLU, 2×2 max pooling (1 along a side already 1);
+    /// flattened; dense (ReLU). Several image kinds of one window (ITEMTK's fusion) enter as
+    /// channels.
+    Cnn2d {
+        /// Images per window, stacked along the steps (`steps` must be a multiple).
+        #[serde(default = "one")]
+        in_channels: usize,
+        /// Output channels of each convolution.
+        channels: Vec<usize>,
+        /// Kernel side.
+        kernel: usize,
+        /// Width of the dense layer (0: none).
+        dense: usize,
+        /// Dropout before the output layer.
+        dropout: f32,
+    },
+}
+
+fn one() -> usize {
+    1
+}
+
+impl Architecture {
+    /// iPET's M_seq: BiLSTM(8) returning sequences → BiLSTM(8) → concat extra → Dense(128,
+    /// tanh) → Dropout(0.2) → softmax.
+    pub fn m_seq() -> Architecture {
+        Architecture::BiLstm {
+            hidden: 8,
+            layers: 2,
+            dense: 128,
+            dropout: 0.2,
+        }
+    }
+
+    /// Width of the dense layer of the head (0: none; the MLP's hidden layers are its own).
+    fn dense(&self) -> usize {
+        match self {
+            Architecture::Mlp { .. } => 0,
+            Architecture::Cnn1d { dense, .. }
+            | Architecture::BiLstm { dense, .. }
+            | Architecture::Lstm { dense, .. }
+            | Architecture::Gru { dense, .. }
+            | Architecture::Cnn2d { dense, .. } => *dense,
+        }
+    }
+
+    fn dropout(&self) -> f32 {
+        match self {
+            Architecture::Mlp { dropout, .. }
+            | Architecture::Cnn1d { dropout, .. }
+            | Architecture::BiLstm { dropout, .. }
+            | Architecture::Lstm { dropout, .. }
+            | Architecture::Gru { dropout, .. }
+            | Architecture::Cnn2d { dropout, .. } => *dropout,
+        }
+    }
+
+    /// Check the sizes: every layer at least one unit wide, kernels at least 1, dropout in
+    /// `[0, 1)`.
+    pub fn validate(&self) -> Result<(), MlError> {
+        let p = self.dropout();
+        if !(0.0..1.0).contains(&p) {
+            return Err(MlError::Param(format!("dropout {p} is not in [0, 1)")));
+        }
+        let bad = |what: &str| Err(MlError::Param(format!("{what} must be at least 1")));
+        match self {
+            Architecture::Mlp { hidden, .. } if hidden.contains(&0) => bad("every hidden width"),
+            Architecture::Cnn2d { in_channels: 0, .. } => bad("in_channels"),
+            Architecture::Cnn1d {
+                channels, kernel, ..
+            }
+            | Architecture::Cnn2d {
+                channels, kernel, ..
+            } => {
+                if channels.is_empty() || channels.contains(&0) {
+                    bad("there must be convolutions and every channel count")
+                } else if *kernel == 0 {
+                    bad("the kernel")
+                } else {
+                    Ok(())
+                }
+            }
+            Architecture::BiLstm { hidden, layers, .. }
+            | Architecture::Gru { hidden, layers, .. } => {
+                if *hidden == 0 {
+                    bad("hidden")
+                } else if *layers == 0 {
+                    bad("layers")
+                } else {
+                    Ok(())
+                }
+            }
+            Architecture::Lstm { hidden: 0, .. } => bad("hidden"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The optimiser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Optimizer {
+    /// Adam (β 0.9, 0.999; ε 1e-7 as in Keras).
+    Adam,
+    /// Adam with Nesterov momentum ([`Nadam`]; β 0.9, 0.999; ε 1e-7).
+    Nadam,
+}
+
+/// Reduce the learning rate when the validation loss stops improving (Keras'
+/// `ReduceLROnPlateau`, with no minimum improvement: any decrease counts).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReduceLr {
+    /// Multiply the rate by this (1: never reduce).
+    pub factor: f64,
+    /// After this many epochs without a new best validation loss.
+    pub patience: usize,
+    /// Never below this.
+    pub min_lr: f64,
+    /// Epochs to wait after a reduction before counting again.
+    pub cooldown: usize,
+}
+
+/// How to train. The defaults are iPET's M_seq's.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Most epochs.
+    pub epochs: usize,
+    /// Windows per gradient step.
+    pub batch_size: usize,
+    /// Starting learning rate.
+    pub learning_rate: f64,
+    /// Optimiser.
+    pub optimizer: Optimizer,
+    /// Stop after this many epochs without a new best validation loss (the best epoch's weights
+    /// are kept; 0: never stop early).
+    pub early_stopping_patience: usize,
+    /// Learning-rate reduction on plateaus.
+    pub reduce_lr: ReduceLr,
+    /// Seed of the initial weights, the shuffles and the dropout masks.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 100,
+            batch_size: 128,
+            learning_rate: 1e-3,
+            optimizer: Optimizer::Adam,
+            early_stopping_patience: 16,
+            reduce_lr: ReduceLr {
+                factor: 0.7,
+                patience: 5,
+                min_lr: 1e-9,
+                cooldown: 3,
+            },
+            seed: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Check the numbers.
+    pub fn validate(&self) -> Result<(), MlError> {
+        if self.epochs == 0 || self.batch_size == 0 {
+            return Err(MlError::Param(
+                "epochs and batch size must be at least 1".into(),
+            ));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(MlError::Param(format!(
+                "learning rate {} is not a positive number",
+                self.learning_rate
+            )));
+        }
+        let r = &self.reduce_lr;
+        let factor_ok = r.factor > 0.0 && r.factor <= 1.0;
+        if !factor_ok || r.min_lr.is_nan() || r.min_lr < 0.0 {
+            return Err(MlError::Param(format!(
+                "reduce-LR factor {} is not in (0, 1] or min_lr {} is negative",
+                r.factor, r.min_lr
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What one epoch did.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochReport {
+    /// From 1.
+    pub epoch: usize,
+    /// Mean cross-entropy over the epoch's batches (with dropout).
+    pub train_loss: f32,
+    /// Mean cross-entropy on the validation data (no dropout).
+    pub val_loss: f32,
+    /// Share of validation windows classified right.
+    pub val_accuracy: f32,
+    /// The rate this epoch trained with.
+    pub learning_rate: f64,
+    /// Wall-clock time of the epoch, validation included.
+    pub seconds: f64,
+}
+
+/// A trained network: what it reads, how to standardise it, and its weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NeuralModel {
+    /// The shape.
+    pub architecture: Architecture,
+    /// Steps per window.
+    pub steps: usize,
+    /// Features per step.
+    pub features: usize,
+    /// Extra scalars per window.
+    pub extra_dim: usize,
+    /// Classes.
+    pub n_classes: usize,
+    /// Fitted on the training data.
+    pub standardizer: SeqStandardizer,
+    /// The epoch whose weights these are (the best validation loss).
+    pub best_epoch: usize,
+    /// Epochs run (fewer than asked when training stopped early).
+    pub epochs_run: usize,
+    /// burn's record of the weights (burnpack bytes), base64 in JSON.
+    #[serde(with = "base64_bytes")]
+    pub weights: Vec<u8>,
+}
+
+impl NeuralModel {
+    /// Class probabilities of every window (`y` is not read). Runs without autodiff.
+    pub fn predict_proba(&self, data: &SeqData) -> Result<Vec<Vec<f32>>, MlError> {
+        train::predict_proba(self, data)
+    }
+
+    /// The most probable class of every window.
+    pub fn predict(&self, data: &SeqData) -> Result<Vec<u32>, MlError> {
+        Ok(self
+            .predict_proba(data)?
+            .iter()
+            .map(|p| {
+                let mut best = 0;
+                for (c, &v) in p.iter().enumerate() {
+                    if v > p[best] {
+                        best = c;
+                    }
+                }
+                best as u32
+            })
+            .collect())
+    }
+}
+
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
+}
