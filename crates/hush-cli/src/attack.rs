@@ -71,6 +71,33 @@ pub struct LabelArgs {
     pub skip_events: Option<String>,
 }
 
+/// A defense applied to captures before an activity attack sees them.
+#[derive(Args, Clone)]
+pub struct DefenseArgs {
+    /// Defend the capture first (a hush defend spec). For signatures, learning from defended
+    /// captures is the adaptive attacker; learning from undefended ones and finding in
+    /// defended traffic is the naive one.
+    #[arg(long, value_name = "SPEC")]
+    pub defense: Option<String>,
+    /// Seed of the defense.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub defense_seed: u64,
+}
+
+impl DefenseArgs {
+    fn apply(&self, t: hush_trace::Trace) -> Result<hush_trace::Trace> {
+        let Some(s) = &self.defense else {
+            return Ok(t);
+        };
+        let spec: DefenseSpec = s
+            .parse()
+            .map_err(|e| BadInput(format!("--defense {s:?}: {e}")))?;
+        let d = defend(&t, &spec, self.defense_seed, &NetworkModel::default())
+            .map_err(|e| BadInput(format!("--defense {s:?} on {}: {e}", t.name)))?;
+        Ok(d.to_trace(&t))
+    }
+}
+
 /// `--labels-format`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LabelsFormat {
@@ -92,6 +119,8 @@ pub struct PeaksArgs {
     pub device: Option<String>,
     #[command(flatten)]
     pub labels: LabelArgs,
+    #[command(flatten)]
+    pub defense: DefenseArgs,
     /// Bin width, seconds.
     #[arg(long, default_value_t = 1.0)]
     pub bin_s: f64,
@@ -130,6 +159,8 @@ pub enum SignatureAction {
         /// Where to save the signatures (JSON).
         #[arg(long, short, value_name = "FILE")]
         out: PathBuf,
+        #[command(flatten)]
+        defense: DefenseArgs,
     },
     /// Find learnt signatures in a capture; with labels, score the matches.
     Find {
@@ -143,6 +174,8 @@ pub enum SignatureAction {
         device: Option<String>,
         #[command(flatten)]
         labels: LabelArgs,
+        #[command(flatten)]
+        defense: DefenseArgs,
         /// A match counts for an event within this many seconds.
         #[arg(long, default_value_t = 15.0)]
         tolerance_s: f64,
@@ -441,7 +474,7 @@ fn peaks(a: &PeaksArgs) -> Result<()> {
         return Err(BadInput(format!("--bin-s must be positive, not {}", cfg.bin_s)).into());
     }
     let labels = read_labels(&a.labels)?;
-    let t = read_device_trace(&a.capture, &a.device)?;
+    let t = a.defense.apply(read_device_trace(&a.capture, &a.device)?)?;
     let peaks = hush_attack::peaks::detect(&t.packets, &cfg);
     let (t0, t1) = (
         t.packets.first().map_or(0, |p| p.t_ns),
@@ -501,6 +534,14 @@ struct SignatureFile {
 }
 
 #[derive(Serialize)]
+struct SignatureScore {
+    labelled_events: usize,
+    events_found: usize,
+    stray_matches: usize,
+    stray_per_hour: f64,
+}
+
+#[derive(Serialize)]
 struct Match {
     event: String,
     time: String,
@@ -511,7 +552,12 @@ fn signatures(a: &SignaturesArgs) -> Result<()> {
     use hush_attack::signatures::{SignatureConfig, find, learn, pairs};
     let cfg = SignatureConfig::default();
     match &a.action {
-        SignatureAction::Learn { event, device, out } => {
+        SignatureAction::Learn {
+            event,
+            device,
+            out,
+            defense,
+        } => {
             let mut sigs = Vec::new();
             for e in event {
                 let (name, files) = e.split_once('=').ok_or_else(|| {
@@ -519,9 +565,8 @@ fn signatures(a: &SignaturesArgs) -> Result<()> {
                 })?;
                 let mut instances = Vec::new();
                 for f in files.split(',') {
-                    instances.push(pairs(
-                        &read_device_trace(std::path::Path::new(f), device)?.packets,
-                    ));
+                    let t = defense.apply(read_device_trace(std::path::Path::new(f), device)?)?;
+                    instances.push(pairs(&t.packets));
                 }
                 let sig = learn(name, &instances, &cfg).ok_or_else(|| {
                     BadInput(format!(
@@ -548,6 +593,7 @@ fn signatures(a: &SignaturesArgs) -> Result<()> {
             signatures,
             device,
             labels,
+            defense,
             tolerance_s,
             json,
         } => {
@@ -560,7 +606,7 @@ fn signatures(a: &SignaturesArgs) -> Result<()> {
                 ))
             })?;
             let labels = read_labels(labels)?;
-            let t = read_device_trace(capture, device)?;
+            let t = defense.apply(read_device_trace(capture, device)?)?;
             let p = pairs(&t.packets);
             let mut matches: Vec<Match> = Vec::new();
             for s in &file.signatures {
@@ -573,16 +619,14 @@ fn signatures(a: &SignaturesArgs) -> Result<()> {
                 }
             }
             matches.sort_by_key(|m| m.t_ns);
-            let mut o = std::io::stdout().lock();
-            if *json {
-                serde_json::to_writer_pretty(&mut o, &matches)?;
-                writeln!(o)?;
-            } else {
-                for m in &matches {
-                    writeln!(o, "{}  {}", m.time, m.event)?;
+            let (t0, t1) = (
+                t.packets.first().map_or(0, |p| p.t_ns),
+                t.packets.last().map_or(0, |p| p.t_ns),
+            );
+            let score = labels.map(|l| {
+                for w in hush_attack::labels::check(&l, t0, t1) {
+                    eprintln!("hush: warning: {w}");
                 }
-            }
-            if let Some(l) = labels {
                 let tol = (tolerance_s * 1e9) as i64;
                 let found = l
                     .iter()
@@ -592,18 +636,39 @@ fn signatures(a: &SignaturesArgs) -> Result<()> {
                     .iter()
                     .filter(|m| !l.iter().any(|e| (m.t_ns - e.start_ns).abs() <= tol))
                     .count();
-                let (t0, t1) = (
-                    t.packets.first().map_or(0, |p| p.t_ns),
-                    t.packets.last().map_or(0, |p| p.t_ns),
-                );
-                for w in hush_attack::labels::check(&l, t0, t1) {
-                    eprintln!("hush: warning: {w}");
+                SignatureScore {
+                    labelled_events: l.len(),
+                    events_found: found,
+                    stray_matches: stray,
+                    stray_per_hour: stray as f64 / ((t1 - t0) as f64 * 1e-9 / 3600.0).max(1e-9),
                 }
-                eprintln!(
-                    "hush: {found} of {} labelled events matched; {stray} matches at no labelled event ({:.1} per hour)",
-                    l.len(),
-                    stray as f64 / ((t1 - t0) as f64 * 1e-9 / 3600.0).max(1e-9)
-                );
+            });
+            let mut o = std::io::stdout().lock();
+            if *json {
+                #[derive(Serialize)]
+                struct FindOut<'a> {
+                    capture: String,
+                    matches: &'a [Match],
+                    score: Option<SignatureScore>,
+                }
+                let out = FindOut {
+                    capture: capture.display().to_string(),
+                    matches: &matches,
+                    score,
+                };
+                serde_json::to_writer_pretty(&mut o, &out)?;
+                writeln!(o)?;
+                return Ok(());
+            }
+            for m in &matches {
+                writeln!(o, "{}  {}", m.time, m.event)?;
+            }
+            if let Some(s) = score {
+                writeln!(
+                    o,
+                    "{} of {} labelled events matched; {} matches at no labelled event ({:.1} per hour)",
+                    s.events_found, s.labelled_events, s.stray_matches, s.stray_per_hour
+                )?;
             }
             Ok(())
         }

@@ -130,3 +130,139 @@ fn eval_train_predict_on_real_captures() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn neural_attacks_train_and_predict_from_the_cli() {
+    let Some((_tmp, dir)) = five_devices() else {
+        return;
+    };
+    let d = dir.to_str().unwrap();
+    let model = dir.join("lstm.model");
+    let o = hush(&[
+        "attack",
+        "train",
+        "-a",
+        "packet-lstm",
+        "--data",
+        d,
+        "--epochs",
+        "3",
+        "-m",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let cap = hush_trace::data::shared_data("iot-sentinel")
+        .unwrap()
+        .join("D-LinkCam/Setup-A-1-STA.pcap");
+    let o = hush(&[
+        "attack",
+        "predict",
+        "-m",
+        model.to_str().unwrap(),
+        cap.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v[0]["windows"].as_u64().unwrap() > 0, "{v}");
+    // The image attack over joined captures, with its window as options.
+    let o = hush(&[
+        "attack",
+        "eval",
+        "-a",
+        "image-cnn:bin_s=1,window=240,stride=60,size=16",
+        "--data",
+        d,
+        "--join",
+        "4",
+        "--folds",
+        "4",
+        "--epochs",
+        "5",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v[0]["captures"].as_u64(),
+        Some(20),
+        "five devices x four joined traces"
+    );
+    // ITEMTK's own 8-hour windows on minutes-long captures: told what to do, exit 2.
+    let o = hush(&[
+        "attack",
+        "train",
+        "-a",
+        "image-cnn",
+        "--data",
+        d,
+        "-m",
+        "/dev/null",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("--join"), "{}", text(&o.stderr));
+    let o = hush(&[
+        "attack", "eval", "-a", "m-seq", "--data", d, "--epochs", "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}
+
+#[test]
+fn activity_attacks_run_on_defended_traffic() {
+    let Some(ev) = hush_trace::data::shared_data("events") else {
+        return;
+    };
+    let tp = ev.join("pingpong-tplink");
+    let sig = tempfile::NamedTempFile::new().unwrap();
+    let learn = |defense: &str| {
+        hush(&[
+            "attack",
+            "signatures",
+            "learn",
+            "--device",
+            "50:c7:bf:33:1f:09",
+            "-o",
+            sig.path().to_str().unwrap(),
+            "--event",
+            &format!("on={}", tp.join("TP_LINK_LOCAL_ON.pcap").display()),
+            "--event",
+            &format!("off={}", tp.join("TP_LINK_LOCAL_OFF.pcap").display()),
+            "--defense",
+            defense,
+        ])
+    };
+    let find = |defense: &str| {
+        let o = hush(&[
+            "attack",
+            "signatures",
+            "find",
+            tp.join("wlan1.local.dns.pcap").to_str().unwrap(),
+            "-s",
+            sig.path().to_str().unwrap(),
+            "--device",
+            "50:c7:bf:33:1f:09",
+            "--labels",
+            tp.join("timestamps/tplink_switch/tplink-feb-13-2018.timestamps")
+                .to_str()
+                .unwrap(),
+            "--labels-format",
+            "pingpong",
+            "--utc-offset",
+            "-07:00",
+            "--defense",
+            defense,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["score"]["events_found"].as_u64().unwrap()
+    };
+    // Padding every packet to the MTU erases the lengths the signatures learnt from undefended
+    // captures; an attacker who learns from padded captures finds the events by timing alone.
+    assert!(learn("none").status.success());
+    assert_eq!(find("pad-mtu"), 0);
+    assert!(learn("pad-mtu").status.success());
+    assert!(find("pad-mtu") >= 10);
+    let o = learn("no-such-defense");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}
