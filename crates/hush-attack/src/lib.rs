@@ -263,7 +263,7 @@ impl Attack {
             ),
             AttackKind::Image(_) => (
                 "per-minute in/out volume over 8 h windows (options: bin_s, window, stride, size, mtf_bins) -> GASF, GADF, MTF, RP images x 2 directions -> 2-D CNN",
-                "Wan et al., ITEMTK (\"I Still See You\"), EWSN 2024",
+                "ITEMTK (\"I Still See You\"), EWSN 2024",
             ),
         }
     }

@@ -46,6 +46,47 @@ pub enum AttackAction {
     Peaks(PeaksArgs),
     /// Learn packet-pair signatures of events (PingPong) or find them in a capture.
     Signatures(SignaturesArgs),
+    /// Classify labelled events (which one happened?) with a forest over the traffic around
+    /// each: trained on single-event captures and/or a capture's first labelled events, scored
+    /// on the rest.
+    Events(EventsArgs),
+}
+
+/// `hush attack events`.
+#[derive(Args)]
+pub struct EventsArgs {
+    /// The capture whose labelled events are classified.
+    pub capture: PathBuf,
+    /// The device.
+    #[arg(long, value_name = "MAC|IP")]
+    pub device: Option<String>,
+    /// NAME=CAPTURE[,CAPTURE...]: captures that each hold one instance of event NAME, for
+    /// training (repeatable).
+    #[arg(long, value_name = "NAME=CAPTURES")]
+    pub event: Vec<String>,
+    /// Also train on the capture's first N labelled events (a split by time: the test events
+    /// all come later).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub train_first: usize,
+    /// Name unnamed events in turn (PingPong's timestamp files alternate ON and OFF): on,off.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub cycle_labels: Vec<String>,
+    #[command(flatten)]
+    pub labels: LabelArgs,
+    #[command(flatten)]
+    pub defense: DefenseArgs,
+    /// Seconds of traffic before each event's start...
+    #[arg(long, default_value_t = 1.0)]
+    pub before_s: f64,
+    /// ...and after its end.
+    #[arg(long, default_value_t = 10.0)]
+    pub after_s: f64,
+    /// Seed of the forest.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where event labels come from.
@@ -381,6 +422,7 @@ pub fn run(args: &AttackArgs) -> Result<()> {
         Some(AttackAction::Features(a)) => features(a),
         Some(AttackAction::Peaks(a)) => peaks(a),
         Some(AttackAction::Signatures(a)) => signatures(a),
+        Some(AttackAction::Events(a)) => events(a),
     }
 }
 
@@ -1003,6 +1045,116 @@ fn predict(a: &PredictArgs) -> Result<()> {
             } else {
                 top.join(", ")
             }
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct EventsOut {
+    capture: String,
+    train_examples: usize,
+    test_events: usize,
+    metrics: hush_attack::Metrics,
+}
+
+fn events(a: &EventsArgs) -> Result<()> {
+    use hush_attack::events::{EventClassifier, EventWindow, capture_example, examples};
+    let w = EventWindow {
+        before_s: a.before_s,
+        after_s: a.after_s,
+    };
+    if !(w.before_s >= 0.0 && w.after_s >= 0.0 && w.before_s.is_finite() && w.after_s.is_finite()) {
+        return Err(BadInput("--before-s and --after-s must be 0 or more".into()).into());
+    }
+    let Some(mut labelled) = read_labels(&a.labels)? else {
+        return Err(BadInput("--labels FILE is needed: the events to classify".into()).into());
+    };
+    labelled.sort_by_key(|e| e.start_ns);
+    if !a.cycle_labels.is_empty() {
+        for (i, e) in labelled.iter_mut().enumerate() {
+            e.label = a.cycle_labels[i % a.cycle_labels.len()].clone();
+        }
+    }
+    let t = a.defense.apply(read_device_trace(&a.capture, &a.device)?)?;
+    let (t0, t1) = (
+        t.packets.first().map_or(0, |p| p.t_ns),
+        t.packets.last().map_or(0, |p| p.t_ns),
+    );
+    for warning in hush_attack::labels::check(&labelled, t0, t1) {
+        eprintln!("hush: warning: {warning}");
+    }
+    let mut train = Vec::new();
+    for e in &a.event {
+        let (name, files) = e.split_once('=').ok_or_else(|| {
+            BadInput(format!("--event {e:?}: expected NAME=CAPTURE[,CAPTURE...]"))
+        })?;
+        for f in files.split(',') {
+            let c = a
+                .defense
+                .apply(read_device_trace(std::path::Path::new(f), &a.device)?)?;
+            train.push(capture_example(&c, name));
+        }
+    }
+    if a.train_first >= labelled.len() {
+        return Err(BadInput(format!(
+            "--train-first {} leaves none of the {} labelled events to test",
+            a.train_first,
+            labelled.len()
+        ))
+        .into());
+    }
+    let (head, rest) = labelled.split_at(a.train_first);
+    train.extend(examples(&t, head, &w));
+    if train.is_empty() {
+        return Err(BadInput(
+            "nothing to train on: give --event NAME=CAPTURE or --train-first N".into(),
+        )
+        .into());
+    }
+    let params = hush_ml::ForestParams {
+        seed: a.seed,
+        ..hush_ml::ForestParams::default()
+    };
+    let model = EventClassifier::fit(&train, &params).map_err(|e| BadInput(e.to_string()))?;
+    let test = examples(&t, rest, &w);
+    let metrics = model.score(&test)?;
+    let out = EventsOut {
+        capture: a.capture.display().to_string(),
+        train_examples: train.len(),
+        test_events: test.len(),
+        metrics,
+    };
+    let mut o = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut o, &out)?;
+        writeln!(o)?;
+        return Ok(());
+    }
+    let m = &out.metrics;
+    writeln!(
+        o,
+        "{}: {} training examples, {} test events: accuracy {:.1}%, macro-F1 {:.1}% (chance {:.1}%)",
+        out.capture,
+        out.train_examples,
+        out.test_events,
+        100.0 * m.accuracy,
+        100.0 * m.macro_f1,
+        100.0 * m.chance_majority
+    )?;
+    writeln!(
+        o,
+        "{:<16} {:>9} {:>9} {:>8}",
+        "event", "precision", "recall", "support"
+    )?;
+    for c in &m.per_class {
+        writeln!(
+            o,
+            "{:<16} {:>8.1}% {:>8.1}% {:>8}",
+            c.label,
+            100.0 * c.precision,
+            100.0 * c.recall,
+            c.support
         )?;
     }
     Ok(())

@@ -265,4 +265,39 @@ fn activity_attacks_run_on_defended_traffic() {
     assert!(find("pad-mtu") >= 10);
     let o = learn("no-such-defense");
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    // The supervised classifier: trained on the single-event captures, scored on the trace.
+    let events = |extra: &[&str]| {
+        let mut args = vec![
+            "attack".to_string(),
+            "events".into(),
+            tp.join("wlan1.local.dns.pcap").display().to_string(),
+            "--device".into(),
+            "50:c7:bf:33:1f:09".into(),
+            "--event".into(),
+            format!("on={}", tp.join("TP_LINK_LOCAL_ON.pcap").display()),
+            "--event".into(),
+            format!("off={}", tp.join("TP_LINK_LOCAL_OFF.pcap").display()),
+            "--labels".into(),
+            tp.join("timestamps/tplink_switch/tplink-feb-13-2018.timestamps")
+                .display()
+                .to_string(),
+            "--labels-format".into(),
+            "pingpong".into(),
+            "--utc-offset".into(),
+            "-07:00".into(),
+            "--cycle-labels".into(),
+            "on,off".into(),
+            "--json".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        hush(&refs)
+    };
+    let o = events(&[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["test_events"].as_u64(), Some(12));
+    assert_eq!(v["metrics"]["per_class"].as_array().unwrap().len(), 2);
+    let o = events(&["--train-first", "12"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
 }
