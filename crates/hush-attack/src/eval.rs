@@ -4,7 +4,7 @@ use hush_ml::forest::argmax;
 use hush_ml::neural::EpochReport;
 use hush_trace::Trace;
 use hush_trace::dataset::Dataset;
-use hush_trace::split::group_kfold;
+use hush_trace::split::{group_kfold, time_split};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -27,11 +27,28 @@ pub enum Mode {
     NonAdaptive,
 }
 
+/// How traces are split between training and testing. Never by window: windows of one capture
+/// are never on both sides.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Split {
+    /// `folds` folds by capture group, stratified by label.
+    ByCapture,
+    /// One split by time: per label, the earliest `train_fraction` of its capture groups train,
+    /// the later ones test (an attacker who records first and attacks later).
+    ByTime {
+        /// Share of each label's groups, earliest first, that train.
+        train_fraction: f64,
+    },
+}
+
 /// How to evaluate.
 #[derive(Clone, Copy)]
 pub struct EvalOptions<'a> {
-    /// Folds (by capture, stratified by label).
+    /// Folds (by capture, stratified by label) when `split` is [`Split::ByCapture`].
     pub folds: usize,
+    /// By capture (k-fold) or by time (one split).
+    pub split: Split,
     /// Seed of the folds and of every forest.
     pub seed: u64,
     /// A defense applied to the test traffic (and, when adaptive, the training traffic).
@@ -46,6 +63,7 @@ impl Default for EvalOptions<'_> {
     fn default() -> Self {
         EvalOptions {
             folds: 5,
+            split: Split::ByCapture,
             seed: 0,
             defense: None,
             mode: Mode::Adaptive,
@@ -164,8 +182,10 @@ impl Metrics {
 pub struct EvalReport {
     /// The attack.
     pub attack: String,
-    /// Folds.
+    /// Folds (1 for a split by time).
     pub folds: usize,
+    /// How traces were split.
+    pub split: Split,
     /// Seed.
     pub seed: u64,
     /// Whether traffic was defended, and who the attacker was.
@@ -197,8 +217,11 @@ pub fn evaluate(
     if ds.traces.is_empty() {
         return Err(AttackError::Data("the dataset is empty".into()));
     }
-    let folds =
-        group_kfold(ds, opts.folds, opts.seed).map_err(|e| AttackError::Data(e.to_string()))?;
+    let folds = match opts.split {
+        Split::ByCapture => group_kfold(ds, opts.folds, opts.seed),
+        Split::ByTime { train_fraction } => time_split(ds, train_fraction).map(|f| vec![f]),
+    }
+    .map_err(|e| AttackError::Data(e.to_string()))?;
     let label_of = |l: &str| ds.labels.iter().position(|x| x == l).unwrap_or(0) as u32;
     // Every trace once, defended once when a defense is given (the same defended trace serves
     // as test data in its fold and as training data in the others, as on a real network).
@@ -299,7 +322,8 @@ pub fn evaluate(
     }
     Ok(EvalReport {
         attack: attack.name().into(),
-        folds: opts.folds,
+        folds: folds.len(),
+        split: opts.split,
         seed: opts.seed,
         defended: opts.defense.map(|_| opts.mode),
         labels: ds.labels.clone(),

@@ -36,7 +36,7 @@ use hush_trace::Trace;
 use rayon::prelude::*;
 use serde::Serialize;
 
-pub use eval::{ClassMetrics, EvalOptions, EvalReport, Metrics, Mode, evaluate};
+pub use eval::{ClassMetrics, EvalOptions, EvalReport, Metrics, Mode, Split, evaluate};
 
 /// Errors of the attacks.
 #[derive(Debug, thiserror::Error)]

@@ -214,3 +214,35 @@ fn bad_data_is_a_clear_error() {
         Err(AttackError::Unknown(_))
     ));
 }
+
+#[test]
+fn a_split_by_time_trains_on_earlier_captures() {
+    let Some(ds) = subset() else { return };
+    let r = evaluate(
+        &ds,
+        &Attack::by_name("flow-stats").unwrap(),
+        &EvalOptions {
+            split: hush_attack::Split::ByTime {
+                train_fraction: 0.7,
+            },
+            ..EvalOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.folds, 1);
+    // About 30% of each device's captures, the latest, are tested.
+    let share = r.window.examples as f64 / ds.traces.len() as f64;
+    assert!((0.2..0.4).contains(&share), "{share}");
+    assert!(r.window.accuracy > 0.7, "{}", r.window.accuracy);
+    let bad = evaluate(
+        &ds,
+        &Attack::by_name("flow-stats").unwrap(),
+        &EvalOptions {
+            split: hush_attack::Split::ByTime {
+                train_fraction: 1.5,
+            },
+            ..EvalOptions::default()
+        },
+    );
+    assert!(matches!(bad, Err(AttackError::Data(_))));
+}

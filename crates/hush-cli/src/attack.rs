@@ -274,9 +274,13 @@ pub struct DataArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Folds.
+    /// Folds (by capture).
     #[arg(long, default_value_t = 5)]
     pub folds: usize,
+    /// Split by time instead: per label, the earliest share of captures trains, the later ones
+    /// test (e.g. 0.7).
+    #[arg(long, value_name = "FRACTION")]
+    pub time_split: Option<f64>,
     /// Defend the traffic first (a hush defend spec, e.g. ilp-random or tamaraw:multiple_of=50).
     #[arg(long, value_name = "SPEC")]
     pub defense: Option<String>,
@@ -847,6 +851,10 @@ fn eval(a: &EvalArgs) -> Result<()> {
     for m in modes {
         let opts = EvalOptions {
             folds: a.folds,
+            split: match a.time_split {
+                Some(train_fraction) => hush_attack::Split::ByTime { train_fraction },
+                None => hush_attack::Split::ByCapture,
+            },
             seed: a.data.seed,
             defense: m.map(|_| &defense_fn as hush_attack::eval::DefenseFn<'_>),
             mode: m.unwrap_or(Mode::Adaptive),
@@ -870,11 +878,14 @@ fn eval(a: &EvalArgs) -> Result<()> {
     }
     writeln!(
         out,
-        "{}: {} captures, {} labels, {} folds by capture, seed {}{}",
+        "{}: {} captures, {} labels, {}, seed {}{}",
         a.data.data.display(),
         ds.traces.len(),
         ds.labels.len(),
-        a.folds,
+        match a.time_split {
+            Some(f) => format!("split by time (earliest {:.0}% train)", 100.0 * f),
+            None => format!("{} folds by capture", a.folds),
+        },
         a.data.seed,
         a.defense
             .as_ref()
