@@ -383,6 +383,32 @@ impl Attack {
         Ok((ds, origin))
     }
 
+    /// [`Attack::dataset`] over a whole labelled dataset, each trace its own group.
+    pub fn dataset_of(
+        &self,
+        ds: &hush_trace::dataset::Dataset,
+    ) -> Result<(MlDataset, Vec<usize>), AttackError> {
+        let items: Vec<(&Trace, u32, u32)> = ds
+            .traces
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let label = ds
+                    .labels
+                    .iter()
+                    .position(|l| *l == t.label)
+                    .ok_or_else(|| {
+                        AttackError::Data(format!(
+                            "{}: label {:?} is not in the dataset's labels",
+                            t.trace.name, t.label
+                        ))
+                    })?;
+                Ok((&t.trace, label as u32, i as u32))
+            })
+            .collect::<Result<_, AttackError>>()?;
+        self.dataset(&items, &ds.labels)
+    }
+
     /// Fit the attack's model and wrap it in a model file.
     pub fn fit(&self, data: &MlDataset, trained_on: &str) -> Result<ModelFile, AttackError> {
         self.fit_with_progress(data, trained_on, &mut |_| {})

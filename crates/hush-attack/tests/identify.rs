@@ -72,19 +72,7 @@ fn every_attack_learns_well_above_chance() {
 fn same_seed_same_model_bytes() {
     let Some(ds) = subset() else { return };
     let attack = Attack::by_name("flow-stats").unwrap();
-    let items: Vec<_> = ds
-        .traces
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            (
-                &t.trace,
-                ds.labels.iter().position(|l| *l == t.label).unwrap() as u32,
-                i as u32,
-            )
-        })
-        .collect();
-    let (data, _) = attack.dataset(&items, &ds.labels).unwrap();
+    let (data, _) = attack.dataset_of(&ds).unwrap();
     let a = attack.fit(&data, "test").unwrap().to_bytes().unwrap();
     let b = attack.fit(&data, "test").unwrap().to_bytes().unwrap();
     assert_eq!(a, b);
@@ -110,19 +98,7 @@ fn neural_attacks_same_seed_same_model_bytes_and_predictions() {
     for name in ["m-seq", "packet-lstm"] {
         let mut attack = Attack::by_name(name).unwrap();
         attack.set_max_epochs(2);
-        let items: Vec<_> = ds
-            .traces
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                (
-                    &t.trace,
-                    ds.labels.iter().position(|l| *l == t.label).unwrap() as u32,
-                    i as u32,
-                )
-            })
-            .collect();
-        let (data, _) = attack.dataset(&items, &ds.labels).unwrap();
+        let (data, _) = attack.dataset_of(&ds).unwrap();
         let mut epochs = 0;
         let model = attack
             .fit_with_progress(&data, "test", &mut |_| epochs += 1)

@@ -58,16 +58,7 @@ fn the_image_attack_learns_from_joined_captures() {
 fn trains_saves_and_predicts_and_adapts_to_a_defense() {
     let Some(ds) = joined() else { return };
     let a = attack();
-    let items: Vec<_> = ds
-        .traces
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let label = ds.labels.iter().position(|l| *l == t.label).unwrap();
-            (&t.trace, label as u32, i as u32)
-        })
-        .collect();
-    let (data, _) = a.dataset(&items, &ds.labels).unwrap();
+    let (data, _) = a.dataset_of(&ds).unwrap();
     let model = a.fit(&data, "test").unwrap();
     assert_eq!(model.header.feature_set, a.spec());
     let bytes = model.to_bytes().unwrap();

@@ -732,19 +732,7 @@ fn features(a: &FeaturesArgs) -> Result<()> {
             fold_of[i] = f;
         }
     }
-    let items: Vec<(&hush_trace::Trace, u32, u32)> = ds
-        .traces
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            (
-                &t.trace,
-                ds.labels.iter().position(|l| *l == t.label).unwrap_or(0) as u32,
-                i as u32,
-            )
-        })
-        .collect();
-    let (data, origin) = attack.dataset(&items, &ds.labels)?;
+    let (data, origin) = attack.dataset_of(&ds)?;
     let mut w: Box<dyn Write> = if a.out.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
     } else {
@@ -945,19 +933,7 @@ fn print_report(out: &mut impl Write, r: &EvalReport) -> Result<()> {
 fn train(a: &TrainArgs) -> Result<()> {
     let attack = attack_of(&a.data)?;
     let ds = load(&a.data)?;
-    let items: Vec<(&hush_trace::Trace, u32, u32)> = ds
-        .traces
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            (
-                &t.trace,
-                ds.labels.iter().position(|l| *l == t.label).unwrap_or(0) as u32,
-                i as u32,
-            )
-        })
-        .collect();
-    let (data, _) = attack.dataset(&items, &ds.labels)?;
+    let (data, _) = attack.dataset_of(&ds)?;
     if data.y.is_empty() {
         return Err(BadInput(format!(
             "{}: no feature rows: {}",
