@@ -378,13 +378,24 @@ fn show_epoch(bar: &indicatif::ProgressBar, e: &hush_ml::neural::EpochReport) {
 }
 
 fn load(d: &DataArgs) -> Result<Dataset> {
+    load_dataset(&d.data, d.types, d.join, d.join_gap_s)
+}
+
+/// Read a `<label>/<captures>` folder, optionally merging IoT Sentinel's devices into types and
+/// joining captures into long traces.
+pub(crate) fn load_dataset(
+    dir: &std::path::Path,
+    types: bool,
+    join: Option<usize>,
+    join_gap_s: f64,
+) -> Result<Dataset> {
     let bar = crate::progress_bar("reading captures")?;
     let progress = |done: usize, total: usize| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
     let mut ds = load_dir(
-        &d.data,
+        dir,
         &LoadOptions {
             progress: Some(&progress),
             ..LoadOptions::default()
@@ -394,21 +405,20 @@ fn load(d: &DataArgs) -> Result<Dataset> {
     for (path, why) in &ds.report.not_read {
         eprintln!("hush: skipped {path}: {why}");
     }
-    if d.types {
+    if types {
         ds.relabel(IOT_SENTINEL_TYPES);
     }
-    if let Some(n) = d.join {
-        if n == 0 || !(d.join_gap_s.is_finite() && d.join_gap_s >= 0.0) {
+    if let Some(n) = join {
+        if n == 0 || !(join_gap_s.is_finite() && join_gap_s >= 0.0) {
             return Err(BadInput(format!(
-                "--join {n} --join-gap-s {}: need at least 1 trace and a gap of 0 s or more",
-                d.join_gap_s
+                "--join {n} --join-gap-s {join_gap_s}: need at least 1 trace and a gap of 0 s or more"
             ))
             .into());
         }
-        ds = hush_attack::images::join_captures(&ds, n, d.join_gap_s);
+        ds = hush_attack::images::join_captures(&ds, n, join_gap_s);
     }
     if ds.traces.is_empty() {
-        return Err(BadInput(format!("{}: no captures", d.data.display())).into());
+        return Err(BadInput(format!("{}: no captures", dir.display())).into());
     }
     Ok(ds)
 }

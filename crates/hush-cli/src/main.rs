@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod attack;
+mod bench;
 mod convert;
 mod defend;
 mod inspect;
@@ -45,11 +46,26 @@ enum Command {
     /// Terminate devices' shaped tunnels and connect their streams to the real servers.
     #[command(after_help = GATEWAY_EXAMPLES)]
     Gateway(net::GatewayArgs),
+    /// The bench: every defense x attack x seed over a dataset, adaptive and naive attackers,
+    /// privacy next to cost; results as CSV and JSON, cached so a killed run resumes.
+    #[command(after_help = EVAL_EXAMPLES)]
+    Eval(bench::BenchArgs),
     /// Make a key pair for a proxy or gateway; prints the public key.
     Keygen(net::KeygenArgs),
     /// Print the public key of a private key file.
     Pubkey(net::PubkeyArgs),
 }
+
+const EVAL_EXAMPLES: &str = "\
+Examples:
+  hush eval --data ../shared/data/iot-sentinel --types          the catalog x the forest attacks
+  hush eval --data DIR --defenses none,front,tamaraw --attacks flow-stats,m-seq --epochs 30
+  hush eval --data DIR --seeds 0,1,2 -o runs/a                  three seeds; results in runs/a
+
+Each cell defends every capture with the simulator, then cross-validates the attack by capture
+twice: trained on defended traffic (adaptive) and on undefended traffic (naive), both tested on
+defended traffic. Finished cells are cached in OUT/cache by content hash: rerun after a kill, or
+with one more defense, and only what is missing is computed.";
 
 const ATTACK_EXAMPLES: &str = "\
 Examples:
@@ -193,6 +209,7 @@ fn main() -> ExitCode {
         Command::Gateway(args) => net::gateway(&args),
         Command::Keygen(args) => net::keygen(&args),
         Command::Pubkey(args) => net::pubkey(&args),
+        Command::Eval(args) => bench::run_bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,150 @@
+//! `hush eval`: the bench. Every defense × attack × seed over a dataset, adaptive and
+//! non-adaptive attackers, privacy next to cost, cached so a killed run resumes.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use hush_eval::matrix::{Cache, Cell, Matrix, run, to_csv, write_atomic};
+
+use crate::BadInput;
+
+/// The catalog defenses the bench runs by default: the issue's frontier.
+const DEFAULT_DEFENSES: &str =
+    "none,pad-mtu,ilp-constant,ilp-random,buflo,tamaraw,front,stp,ipet-constant,ipet-random";
+/// The device attacks it runs by default (the forests; add m-seq, packet-lstm for the networks).
+const DEFAULT_ATTACKS: &str = "iot-sentinel,flow-stats,m-agg";
+
+/// `hush eval`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// A folder of `<label>/<captures>` (IoT Sentinel's layout).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Merge IoT Sentinel's 31 devices into the paper's 27 types.
+    #[arg(long)]
+    pub types: bool,
+    /// Defense specs, comma-separated (see hush defend --list).
+    #[arg(long, value_name = "SPECS", default_value = DEFAULT_DEFENSES, value_delimiter = ',')]
+    pub defenses: Vec<String>,
+    /// Attacks, comma-separated (see hush attack --list).
+    #[arg(long, value_name = "NAMES", default_value = DEFAULT_ATTACKS, value_delimiter = ',')]
+    pub attacks: Vec<String>,
+    /// Seeds, comma-separated.
+    #[arg(long, value_name = "N,...", default_value = "0", value_delimiter = ',')]
+    pub seeds: Vec<u64>,
+    /// Folds by capture.
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Cap on neural attacks' epochs.
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
+    /// Where results.csv, results.json and the cell cache go.
+    #[arg(long, short, value_name = "DIR", default_value = "hush-eval")]
+    pub out: PathBuf,
+    /// Recompute every cell (the cache is still written).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print the rows as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run_bench(a: &BenchArgs) -> Result<()> {
+    let name = a.data.file_name().map_or_else(
+        || a.data.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let m = Matrix {
+        dataset: name,
+        defenses: a.defenses.clone(),
+        attacks: a.attacks.clone(),
+        seeds: a.seeds.clone(),
+        folds: a.folds,
+        max_epochs: a.epochs,
+        network: hush_defense::NetworkModel::default(),
+    };
+    m.validate().map_err(|e| BadInput(e.to_string()))?;
+    let ds = crate::attack::load_dataset(&a.data, a.types, None, 60.0)?;
+    let cache_dir = a.out.join("cache");
+    let cache = Cache {
+        dir: cache_dir,
+        read: !a.no_cache,
+    };
+    let bar = crate::progress_bar("cells")?;
+    bar.set_length(m.cells() as u64);
+    let progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let started = std::time::Instant::now();
+    let (cells, stats) = run(&ds, &m, Some(&cache), &progress).map_err(|e| match e {
+        hush_eval::EvalError::Config(msg) => anyhow::Error::from(BadInput(msg)),
+        other => anyhow::Error::from(other),
+    })?;
+    bar.finish_and_clear();
+    let csv_path = a.out.join("results.csv");
+    write_atomic(&csv_path, to_csv(&cells).as_bytes())?;
+    let json = serde_json::to_vec_pretty(&cells)?;
+    write_atomic(&a.out.join("results.json"), &json)?;
+    eprintln!(
+        "hush: {} cells ({} computed, {} cached) in {:.1} s (defending {:.1} s, attacking {:.1} s, \
+         summed over parallel jobs); results in {}",
+        m.cells(),
+        stats.computed,
+        stats.cached,
+        started.elapsed().as_secs_f64(),
+        stats.defend_s,
+        stats.attack_s,
+        csv_path.display()
+    );
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        out.write_all(&json)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    print_table(&mut out, &cells)?;
+    Ok(())
+}
+
+/// One line per defense: the strongest adaptive and non-adaptive attack, and the cost.
+fn print_table(out: &mut impl Write, cells: &[Cell]) -> Result<()> {
+    writeln!(
+        out,
+        "{:<16} {:>10} {:>10} {:>7} {:>11} {:>9} {:>9} {:>8}",
+        "defense", "adaptive", "naive", "chance", "best attack", "bytes +%", "B/s +", "p95 s"
+    )?;
+    let mut defenses: Vec<&str> = Vec::new();
+    for c in cells {
+        if !defenses.contains(&c.defense.as_str()) {
+            defenses.push(&c.defense);
+        }
+    }
+    for d in defenses {
+        let mine: Vec<&Cell> = cells.iter().filter(|c| c.defense == d).collect();
+        let best = |who: &str| {
+            mine.iter()
+                .filter(|c| c.attacker == who)
+                .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
+                .copied()
+        };
+        let (Some(ad), Some(na)) = (best("adaptive"), best("non-adaptive")) else {
+            continue;
+        };
+        writeln!(
+            out,
+            "{:<16} {:>9.1}% {:>9.1}% {:>6.1}% {:>11} {:>9.1} {:>9.1} {:>8.3}",
+            d,
+            100.0 * ad.accuracy,
+            100.0 * na.accuracy,
+            100.0 * ad.chance,
+            ad.attack,
+            ad.bytes_added_pct,
+            ad.added_bps,
+            ad.latency_p95_s
+        )?;
+    }
+    Ok(())
+}

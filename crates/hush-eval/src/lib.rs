@@ -1,0 +1,48 @@
+//! The hush bench: the experiment matrix (defenses × attacks × data sets), its results, the
+//! report that compares them, and the demo.
+//!
+//! - [`matrix`]: every defense × attack × seed over a dataset, with adaptive and non-adaptive
+//!   attackers, privacy next to cost, cached by content hash so a killed run resumes; results as
+//!   CSV (byte-identical for the same configuration and seed) and JSON, written atomically;
+//! - [`home`]: a built-in simulated smart home of five IoT devices whose seeded traffic needs no
+//!   capture files (the demo's data).
+//!
+//! ```
+//! use hush_eval::home::{HomeConfig, simulate_home};
+//!
+//! let ds = simulate_home(&HomeConfig { duration_s: 60.0, sessions_per_device: 2, seed: 7 })?;
+//! assert_eq!(ds.labels.len(), 5);
+//! assert_eq!(ds.traces.len(), 10);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod home;
+pub mod matrix;
+
+/// Errors of the bench.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvalError {
+    /// A bad matrix: an unknown defense or attack, no seeds, too few folds.
+    #[error("{0}")]
+    Config(String),
+    /// A defense failed on a trace.
+    #[error("defense failed on {trace}: {reason}")]
+    Defense {
+        /// The trace.
+        trace: String,
+        /// Why.
+        reason: String,
+    },
+    /// An attack failed (data it cannot split or learn from).
+    #[error(transparent)]
+    Attack(#[from] hush_attack::AttackError),
+    /// Reading or writing results.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,470 @@
+//! The experiment matrix: every defense × attack × seed over one dataset. Each cell defends the
+//! traces with the simulator, attacks them with an adaptive attacker (trained on defended
+//! traffic) and a non-adaptive one (trained on undefended traffic), and records privacy next to
+//! cost. Finished cells are cached on disk by content hash, so a killed run resumes where it
+//! stopped and a run with one new defense computes only that defense.
+
+use std::path::{Path, PathBuf};
+
+use hush_attack::{Attack, EvalOptions, Mode, evaluate};
+use hush_defense::{DefenseSpec, NetworkModel, defend};
+use hush_trace::Trace;
+use hush_trace::dataset::Dataset;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::EvalError;
+
+/// What to run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Matrix {
+    /// A name for the dataset in results (e.g. `iot-sentinel`).
+    pub dataset: String,
+    /// Defense specs, as `hush defend` reads them (`none`, `ilp-random`, `tamaraw:multiple_of=50`).
+    pub defenses: Vec<String>,
+    /// Attack names (`hush attack --list`).
+    pub attacks: Vec<String>,
+    /// Seeds: of the defenses, the folds and the models.
+    pub seeds: Vec<u64>,
+    /// Folds by capture.
+    pub folds: usize,
+    /// Cap on the epochs of neural attacks (`None`: their defaults).
+    pub max_epochs: Option<usize>,
+    /// The network the simulator models.
+    #[serde(skip)]
+    pub network: NetworkModel,
+}
+
+/// One row of the results: one defense setting, attack, attacker and seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// The dataset's name.
+    pub dataset: String,
+    /// The defense as given.
+    pub defense: String,
+    /// The defense with every parameter, as the simulator ran it.
+    pub parameters: String,
+    /// The attack (with its options).
+    pub attack: String,
+    /// `adaptive` (trained on defended traffic) or `non-adaptive`.
+    pub attacker: String,
+    /// The seed.
+    pub seed: u64,
+    /// Window accuracy.
+    pub accuracy: f64,
+    /// Window macro-F1.
+    pub macro_f1: f64,
+    /// Capture accuracy (mean probability over a capture's windows).
+    pub capture_accuracy: f64,
+    /// Accuracy of always guessing the most common class.
+    pub chance: f64,
+    /// Windows scored.
+    pub windows: u64,
+    /// Bytes added, % of the original (all traces pooled).
+    pub bytes_added_pct: f64,
+    /// Bytes added per second of original traffic.
+    pub added_bps: f64,
+    /// Bytes added per day at that rate.
+    pub added_bytes_per_day: f64,
+    /// Median delay of real data, seconds.
+    pub latency_p50_s: f64,
+    /// 95th percentile delay, seconds.
+    pub latency_p95_s: f64,
+    /// 99th percentile delay, seconds.
+    pub latency_p99_s: f64,
+}
+
+/// Where cells are cached; `None` to compute everything.
+#[derive(Clone, Debug)]
+pub struct Cache {
+    /// The folder (created when needed).
+    pub dir: PathBuf,
+    /// Read finished cells (false: recompute everything, still saving what finishes).
+    pub read: bool,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RunStats {
+    /// Cells computed now.
+    pub computed: usize,
+    /// Cells read from the cache.
+    pub cached: usize,
+    /// Seconds spent defending traces.
+    pub defend_s: f64,
+    /// Seconds spent training and testing attacks.
+    pub attack_s: f64,
+}
+
+/// FNV-1a, 64 bits: a stable content hash (std's hasher may change between Rust releases).
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn bytes(mut self, b: &[u8]) -> Fnv {
+        for &x in b {
+            self.0 ^= u64::from(x);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        self
+    }
+    fn str(self, s: &str) -> Fnv {
+        self.bytes(s.as_bytes()).bytes(&[0xff])
+    }
+}
+
+/// A hash of everything an attack can see in the dataset: labels, groups and every packet's
+/// time, size, direction and protocol.
+pub fn dataset_hash(ds: &Dataset) -> u64 {
+    let per: Vec<u64> = ds
+        .traces
+        .par_iter()
+        .map(|t| {
+            let mut h = Fnv::new().str(&t.label).str(&t.group);
+            for p in &t.trace.packets {
+                h = h
+                    .bytes(&p.t_ns.to_le_bytes())
+                    .bytes(&p.frame_len.to_le_bytes())
+                    .bytes(&p.payload_len.to_le_bytes())
+                    .bytes(&[p.dir as u8, p.ip_proto])
+                    .bytes(&p.src_port.to_le_bytes())
+                    .bytes(&p.dst_port.to_le_bytes());
+            }
+            h.0
+        })
+        .collect();
+    let mut h = Fnv::new();
+    for l in &ds.labels {
+        h = h.str(l);
+    }
+    for x in per {
+        h = h.bytes(&x.to_le_bytes());
+    }
+    h.0
+}
+
+fn cell_key(data_hash: u64, m: &Matrix, defense: &str, attack: &str, seed: u64) -> String {
+    let h = Fnv::new()
+        .bytes(&data_hash.to_le_bytes())
+        .str(env!("CARGO_PKG_VERSION"))
+        .str(defense)
+        .str(attack)
+        .bytes(&seed.to_le_bytes())
+        .bytes(&(m.folds as u64).to_le_bytes())
+        .bytes(&m.max_epochs.map_or(u64::MAX, |e| e as u64).to_le_bytes())
+        .str(&format!("{:?}", m.network));
+    format!("{:016x}", h.0)
+}
+
+/// Write `bytes` to `path` atomically: a temporary file beside it, then a rename, so a kill
+/// leaves the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EvalError> {
+    let io = |e: std::io::Error| EvalError::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+impl Cache {
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.json"))
+    }
+
+    /// The cached pair of cells (adaptive, non-adaptive), if a whole, readable one is there.
+    fn get(&self, key: &str) -> Option<Vec<Cell>> {
+        if !self.read {
+            return None;
+        }
+        let bytes = std::fs::read(self.path(key)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn put(&self, key: &str, cells: &[Cell]) -> Result<(), EvalError> {
+        let bytes = serde_json::to_vec(cells).map_err(|e| EvalError::Config(e.to_string()))?;
+        write_atomic(&self.path(key), &bytes)
+    }
+}
+
+impl Matrix {
+    /// Check the names and numbers before anything runs.
+    pub fn validate(&self) -> Result<(), EvalError> {
+        if self.defenses.is_empty() || self.attacks.is_empty() || self.seeds.is_empty() {
+            return Err(EvalError::Config(
+                "a matrix needs at least one defense, attack and seed".into(),
+            ));
+        }
+        for d in &self.defenses {
+            let spec: DefenseSpec = d
+                .parse()
+                .map_err(|e| EvalError::Config(format!("defense {d:?}: {e}")))?;
+            spec.plan()
+                .map_err(|e| EvalError::Config(format!("defense {d:?}: {e}")))?;
+        }
+        for a in &self.attacks {
+            Attack::by_name(a).map_err(|e| EvalError::Config(format!("attack {a:?}: {e}")))?;
+        }
+        if self.folds < 2 {
+            return Err(EvalError::Config(format!(
+                "{} folds: at least 2",
+                self.folds
+            )));
+        }
+        Ok(())
+    }
+
+    /// Number of (defense, attack, seed) cells; each gives two rows.
+    pub fn cells(&self) -> usize {
+        self.defenses.len() * self.attacks.len() * self.seeds.len()
+    }
+}
+
+/// Pooled cost of one defense over every trace.
+struct Cost {
+    parameters: String,
+    bytes_added_pct: f64,
+    added_bps: f64,
+    added_bytes_per_day: f64,
+    p50_s: f64,
+    p95_s: f64,
+    p99_s: f64,
+}
+
+fn defend_all(
+    ds: &Dataset,
+    spec: &DefenseSpec,
+    seed: u64,
+    net: &NetworkModel,
+) -> Result<(Vec<Trace>, Cost), EvalError> {
+    let out: Vec<(Trace, hush_defense::Defended)> = ds
+        .traces
+        .par_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let d = defend(&t.trace, spec, trace_seed(seed, i), net).map_err(|e| {
+                EvalError::Defense {
+                    trace: t.trace.name.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            Ok((d.to_trace(&t.trace), d.without_packets()))
+        })
+        .collect::<Result<_, EvalError>>()?;
+    let (mut orig, mut added, mut dur) = (0f64, 0f64, 0f64);
+    let mut delays = Vec::new();
+    let mut parameters = String::new();
+    for (_, d) in &out {
+        orig += d.overhead.original_bytes as f64;
+        added += d.overhead.bytes_added as f64;
+        dur += d.overhead.original_duration_s;
+        delays.extend_from_slice(&d.delays_ns);
+        if parameters.is_empty() {
+            parameters = d.defense.clone();
+        }
+    }
+    let lat = hush_defense::overhead::Latency::from_delays_ns(&mut delays);
+    let added_bps = if dur > 0.0 { added / dur } else { 0.0 };
+    let cost = Cost {
+        parameters,
+        bytes_added_pct: if orig > 0.0 {
+            100.0 * added / orig
+        } else {
+            0.0
+        },
+        added_bps,
+        added_bytes_per_day: added_bps * 86_400.0,
+        p50_s: lat.p50_s,
+        p95_s: lat.p95_s,
+        p99_s: lat.p99_s,
+    };
+    Ok((out.into_iter().map(|(t, _)| t).collect(), cost))
+}
+
+/// The seed a trace's defense gets, as `hush attack eval` derives it.
+fn trace_seed(seed: u64, i: usize) -> u64 {
+    seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// Run the matrix over `ds` (directions set), reading and writing finished cells in `cache`.
+/// `progress` is told (cells done, cells total) as cells finish. Rows come back in the
+/// matrix's order (defense, attack, seed, adaptive then non-adaptive), whatever ran in
+/// parallel.
+pub fn run(
+    ds: &Dataset,
+    m: &Matrix,
+    cache: Option<&Cache>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(Vec<Cell>, RunStats), EvalError> {
+    m.validate()?;
+    if ds.traces.is_empty() {
+        return Err(EvalError::Config(format!(
+            "dataset {}: no traces",
+            m.dataset
+        )));
+    }
+    let data_hash = dataset_hash(ds);
+    let total = m.cells();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let tick = || {
+        let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        progress(d, total);
+    };
+    // One job per (defense, seed): the traces are defended once for all its attacks.
+    let jobs: Vec<(usize, u64)> = (0..m.defenses.len())
+        .flat_map(|d| m.seeds.iter().map(move |&s| (d, s)))
+        .collect();
+    type JobOut = (Vec<(usize, u64, usize, Vec<Cell>)>, RunStats);
+    let outs: Vec<JobOut> = jobs
+        .par_iter()
+        .map(|&(di, seed)| -> Result<JobOut, EvalError> {
+            let defense = &m.defenses[di];
+            let mut stats = RunStats::default();
+            let mut rows = Vec::new();
+            let keys: Vec<String> = m
+                .attacks
+                .iter()
+                .map(|a| cell_key(data_hash, m, defense, a, seed))
+                .collect();
+            let mut missing = Vec::new();
+            for (ai, key) in keys.iter().enumerate() {
+                match cache.and_then(|c| c.get(key)) {
+                    Some(cells) => {
+                        stats.cached += 1;
+                        rows.push((di, seed, ai, cells));
+                        tick();
+                    }
+                    None => missing.push(ai),
+                }
+            }
+            if missing.is_empty() {
+                return Ok((rows, stats));
+            }
+            let spec: DefenseSpec = defense
+                .parse()
+                .map_err(|e| EvalError::Config(format!("defense {defense:?}: {e}")))?;
+            let t0 = std::time::Instant::now();
+            let (defended, cost) = defend_all(ds, &spec, seed, &m.network)?;
+            stats.defend_s += t0.elapsed().as_secs_f64();
+            // evaluate() asks for each trace's defended form; hand back the one made above.
+            let lookup = |t: &Trace, _seed: u64| -> Result<Trace, String> {
+                ds.traces
+                    .iter()
+                    .position(|x| std::ptr::eq(&x.trace, t))
+                    .map(|i| defended[i].clone())
+                    .ok_or_else(|| "bug: a trace not in the dataset".to_string())
+            };
+            for ai in missing {
+                let t1 = std::time::Instant::now();
+                let mut attack = Attack::by_name(&m.attacks[ai])
+                    .map_err(|e| EvalError::Config(e.to_string()))?;
+                if let Some(e) = m.max_epochs {
+                    attack.set_max_epochs(e);
+                }
+                let mut cells = Vec::with_capacity(2);
+                for mode in [Mode::Adaptive, Mode::NonAdaptive] {
+                    let r = evaluate(
+                        ds,
+                        &attack,
+                        &EvalOptions {
+                            folds: m.folds,
+                            seed,
+                            defense: Some(&lookup as hush_attack::eval::DefenseFn<'_>),
+                            mode,
+                            ..EvalOptions::default()
+                        },
+                    )?;
+                    cells.push(Cell {
+                        dataset: m.dataset.clone(),
+                        defense: defense.clone(),
+                        parameters: cost.parameters.clone(),
+                        attack: attack.spec(),
+                        attacker: match mode {
+                            Mode::Adaptive => "adaptive",
+                            Mode::NonAdaptive => "non-adaptive",
+                        }
+                        .into(),
+                        seed,
+                        accuracy: r.window.accuracy,
+                        macro_f1: r.window.macro_f1,
+                        capture_accuracy: r.capture.accuracy,
+                        chance: r.window.chance_majority,
+                        windows: r.window.examples,
+                        bytes_added_pct: cost.bytes_added_pct,
+                        added_bps: cost.added_bps,
+                        added_bytes_per_day: cost.added_bytes_per_day,
+                        latency_p50_s: cost.p50_s,
+                        latency_p95_s: cost.p95_s,
+                        latency_p99_s: cost.p99_s,
+                    });
+                }
+                if let Some(c) = cache {
+                    c.put(&keys[ai], &cells)?;
+                }
+                stats.attack_s += t1.elapsed().as_secs_f64();
+                stats.computed += 1;
+                rows.push((di, seed, ai, cells));
+                tick();
+            }
+            Ok((rows, stats))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut stats = RunStats::default();
+    let mut all = Vec::new();
+    for (rows, s) in outs {
+        stats.computed += s.computed;
+        stats.cached += s.cached;
+        stats.defend_s += s.defend_s;
+        stats.attack_s += s.attack_s;
+        all.extend(rows);
+    }
+    let seed_pos = |s: u64| m.seeds.iter().position(|&x| x == s).unwrap_or(0);
+    all.sort_by_key(|(d, s, a, _)| (*d, *a, seed_pos(*s)));
+    Ok((all.into_iter().flat_map(|(_, _, _, c)| c).collect(), stats))
+}
+
+/// The rows as CSV: a header, then one line per row with fixed decimals, so the same run gives
+/// the same bytes.
+pub fn to_csv(cells: &[Cell]) -> String {
+    let mut s = String::from(
+        "dataset,defense,parameters,attack,attacker,seed,accuracy,macro_f1,capture_accuracy,chance,windows,\
+         bytes_added_pct,added_bps,added_bytes_per_day,latency_p50_s,latency_p95_s,latency_p99_s\n",
+    );
+    let q = |v: &str| {
+        if v.contains([',', '"', '\n']) {
+            format!("\"{}\"", v.replace('"', "\"\""))
+        } else {
+            v.to_string()
+        }
+    };
+    for c in cells {
+        s.push_str(&format!(
+            "{},{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{:.3},{:.3},{:.0},{:.6},{:.6},{:.6}\n",
+            q(&c.dataset),
+            q(&c.defense),
+            q(&c.parameters),
+            q(&c.attack),
+            c.attacker,
+            c.seed,
+            c.accuracy,
+            c.macro_f1,
+            c.capture_accuracy,
+            c.chance,
+            c.windows,
+            c.bytes_added_pct,
+            c.added_bps,
+            c.added_bytes_per_day,
+            c.latency_p50_s,
+            c.latency_p95_s,
+            c.latency_p99_s
+        ));
+    }
+    s
+}

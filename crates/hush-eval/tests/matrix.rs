@@ -1,0 +1,118 @@
+//! The bench's matrix on the built-in smart home: rows for every cell and attacker, the same
+//! bytes for the same configuration, a resumed or extended run computes only what is missing,
+//! and a torn cache file is recomputed, never trusted.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use hush_eval::EvalError;
+use hush_eval::home::{HomeConfig, simulate_home};
+use hush_eval::matrix::{Cache, Matrix, run, to_csv};
+
+fn home() -> hush_trace::dataset::Dataset {
+    simulate_home(&HomeConfig {
+        duration_s: 600.0,
+        sessions_per_device: 5,
+        seed: 1,
+    })
+    .unwrap()
+}
+
+fn matrix(defenses: &[&str]) -> Matrix {
+    Matrix {
+        dataset: "home".into(),
+        defenses: defenses.iter().map(|s| s.to_string()).collect(),
+        attacks: vec!["flow-stats".into()],
+        seeds: vec![0],
+        folds: 5,
+        max_epochs: None,
+        network: Default::default(),
+    }
+}
+
+#[test]
+fn cells_are_deterministic_cached_and_resumable() {
+    let ds = home();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache {
+        dir: dir.path().join("cache"),
+        read: true,
+    };
+    let m = matrix(&["none", "ilp-constant"]);
+    let (cells, stats) = run(&ds, &m, Some(&cache), &|_, _| {}).unwrap();
+    assert_eq!(cells.len(), 4, "two defenses x adaptive and non-adaptive");
+    assert_eq!((stats.computed, stats.cached), (2, 0));
+    let none = &cells[0];
+    assert_eq!(
+        (none.defense.as_str(), none.attacker.as_str()),
+        ("none", "adaptive")
+    );
+    assert!(
+        none.accuracy > 0.9,
+        "undefended devices are easy: {}",
+        none.accuracy
+    );
+    assert_eq!(none.bytes_added_pct, 0.0);
+    // Constant-rate shaping costs bytes and hides the devices from a naive attacker.
+    let (ilp_a, ilp_n) = (&cells[2], &cells[3]);
+    assert!(ilp_a.bytes_added_pct > 100.0, "{}", ilp_a.bytes_added_pct);
+    assert!(
+        ilp_n.accuracy < 0.5,
+        "non-adaptive under ILP: {}",
+        ilp_n.accuracy
+    );
+    let csv = to_csv(&cells);
+    // Without the cache: the same bytes.
+    let (again, _) = run(&ds, &m, None, &|_, _| {}).unwrap();
+    assert_eq!(to_csv(&again), csv);
+    // From the cache: nothing computed, the same bytes.
+    let (cached, stats) = run(&ds, &m, Some(&cache), &|_, _| {}).unwrap();
+    assert_eq!((stats.computed, stats.cached), (0, 2));
+    assert_eq!(to_csv(&cached), csv);
+    // One more defense: only it is computed; the rest of the table is unchanged.
+    let m3 = matrix(&["none", "ilp-constant", "pad-mtu"]);
+    let (more, stats) = run(&ds, &m3, Some(&cache), &|_, _| {}).unwrap();
+    assert_eq!((stats.computed, stats.cached), (1, 2));
+    assert!(to_csv(&more).starts_with(&csv));
+    // A cache file cut short (a kill mid-write of an older, non-atomic tool) is recomputed.
+    for e in std::fs::read_dir(&cache.dir).unwrap() {
+        let p = e.unwrap().path();
+        let b = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &b[..b.len() / 2]).unwrap();
+    }
+    let (redone, stats) = run(&ds, &m, Some(&cache), &|_, _| {}).unwrap();
+    assert_eq!((stats.computed, stats.cached), (2, 0));
+    assert_eq!(to_csv(&redone), csv);
+}
+
+#[test]
+fn bad_matrices_are_errors() {
+    let ds = home();
+    for (m, what) in [
+        (matrix(&["no-such-defense"]), "no-such-defense"),
+        (
+            Matrix {
+                attacks: vec!["nope".into()],
+                ..matrix(&["none"])
+            },
+            "nope",
+        ),
+        (
+            Matrix {
+                seeds: vec![],
+                ..matrix(&["none"])
+            },
+            "seed",
+        ),
+        (
+            Matrix {
+                folds: 1,
+                ..matrix(&["none"])
+            },
+            "folds",
+        ),
+    ] {
+        let err = run(&ds, &m, None, &|_, _| {}).unwrap_err();
+        assert!(matches!(err, EvalError::Config(_)), "{err}");
+        assert!(err.to_string().contains(what), "{err}");
+    }
+}
