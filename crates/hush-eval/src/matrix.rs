@@ -154,9 +154,17 @@ fn cell_key(data_hash: u64, m: &Matrix, defense: &str, attack: &str, seed: u64) 
         .str(attack)
         .bytes(&seed.to_le_bytes())
         .bytes(&(m.folds as u64).to_le_bytes())
-        .bytes(&m.max_epochs.map_or(u64::MAX, |e| e as u64).to_le_bytes())
+        // The epoch cap changes neural attacks only; forests stay cached across it.
+        .bytes(&epochs_of(m, attack).to_le_bytes())
         .str(&format!("{:?}", m.network));
     format!("{:016x}", h.0)
+}
+
+fn epochs_of(m: &Matrix, attack: &str) -> u64 {
+    match Attack::by_name(attack).map(|a| a.learner) {
+        Ok(hush_attack::Learner::Neural(_)) => m.max_epochs.map_or(u64::MAX, |e| e as u64),
+        _ => u64::MAX,
+    }
 }
 
 /// Write `bytes` to `path` atomically: a temporary file beside it, then a rename, so a kill
