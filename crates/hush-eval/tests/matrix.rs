@@ -127,7 +127,7 @@ fn the_image_attack_with_itemtks_8_hour_windows_on_10_hour_sessions() {
         seed: 2,
     })
     .unwrap();
-    let mut attack = hush_attack::Attack::by_name("image-cnn").unwrap();
+    let attack = hush_attack::Attack::by_name("image-cnn").unwrap();
     assert_eq!(
         attack.spec(),
         "image-cnn:bin_s=60,window=480,stride=60,size=32,mtf_bins=8"
