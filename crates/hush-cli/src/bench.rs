@@ -51,6 +51,54 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+/// `hush demo`.
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Seed of the simulated home, the defenses, the folds and the models.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Sessions per device (each a separate "capture": folds never split one).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub sessions: usize,
+    /// Length of each session, seconds.
+    #[arg(long, default_value_t = 1800.0, value_name = "S")]
+    pub duration_s: f64,
+    /// Where results.csv, results.json and the cell cache go.
+    #[arg(long, short, value_name = "DIR", default_value = "hush-demo")]
+    pub out: PathBuf,
+    /// Print the rows as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The demo: the built-in smart home through the catalog and the attacks.
+pub fn run_demo(a: &DemoArgs) -> Result<()> {
+    let cfg = hush_eval::home::HomeConfig {
+        duration_s: a.duration_s,
+        sessions_per_device: a.sessions,
+        seed: a.seed,
+    };
+    let ds = hush_eval::home::simulate_home(&cfg).map_err(|e| BadInput(e.to_string()))?;
+    eprintln!(
+        "hush: a simulated home of {} devices ({}), {} sessions of {:.0} s each, seed {}",
+        ds.labels.len(),
+        hush_eval::home::device_names().join(", "),
+        a.sessions,
+        a.duration_s,
+        a.seed
+    );
+    let m = Matrix {
+        dataset: "simulated-home".into(),
+        defenses: DEFAULT_DEFENSES.split(',').map(String::from).collect(),
+        attacks: ["flow-stats", "m-agg"].map(String::from).to_vec(),
+        seeds: vec![a.seed],
+        folds: a.sessions.clamp(2, 5),
+        max_epochs: None,
+        network: hush_defense::NetworkModel::default(),
+    };
+    run_matrix(&ds, &m, &a.out, false, a.json)
+}
+
 pub fn run_bench(a: &BenchArgs) -> Result<()> {
     let name = a.data.file_name().map_or_else(
         || a.data.display().to_string(),
@@ -67,10 +115,19 @@ pub fn run_bench(a: &BenchArgs) -> Result<()> {
     };
     m.validate().map_err(|e| BadInput(e.to_string()))?;
     let ds = crate::attack::load_dataset(&a.data, a.types, None, 60.0)?;
-    let cache_dir = a.out.join("cache");
+    run_matrix(&ds, &m, &a.out, a.no_cache, a.json)
+}
+
+fn run_matrix(
+    ds: &hush_trace::dataset::Dataset,
+    m: &Matrix,
+    out_dir: &std::path::Path,
+    no_cache: bool,
+    json_out: bool,
+) -> Result<()> {
     let cache = Cache {
-        dir: cache_dir,
-        read: !a.no_cache,
+        dir: out_dir.join("cache"),
+        read: !no_cache,
     };
     let bar = crate::progress_bar("cells")?;
     bar.set_length(m.cells() as u64);
@@ -79,15 +136,15 @@ pub fn run_bench(a: &BenchArgs) -> Result<()> {
         bar.set_position(done as u64);
     };
     let started = std::time::Instant::now();
-    let (cells, stats) = run(&ds, &m, Some(&cache), &progress).map_err(|e| match e {
+    let (cells, stats) = run(ds, m, Some(&cache), &progress).map_err(|e| match e {
         hush_eval::EvalError::Config(msg) => anyhow::Error::from(BadInput(msg)),
         other => anyhow::Error::from(other),
     })?;
     bar.finish_and_clear();
-    let csv_path = a.out.join("results.csv");
+    let csv_path = out_dir.join("results.csv");
     write_atomic(&csv_path, to_csv(&cells).as_bytes())?;
     let json = serde_json::to_vec_pretty(&cells)?;
-    write_atomic(&a.out.join("results.json"), &json)?;
+    write_atomic(&out_dir.join("results.json"), &json)?;
     eprintln!(
         "hush: {} cells ({} computed, {} cached) in {:.1} s (defending {:.1} s, attacking {:.1} s, \
          summed over parallel jobs); results in {}",
@@ -100,7 +157,7 @@ pub fn run_bench(a: &BenchArgs) -> Result<()> {
         csv_path.display()
     );
     let mut out = std::io::stdout().lock();
-    if a.json {
+    if json_out {
         out.write_all(&json)?;
         writeln!(out)?;
         return Ok(());

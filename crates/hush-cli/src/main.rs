@@ -50,6 +50,9 @@ enum Command {
     /// privacy next to cost; results as CSV and JSON, cached so a killed run resumes.
     #[command(after_help = EVAL_EXAMPLES)]
     Eval(bench::BenchArgs),
+    /// The bench on a built-in simulated smart home (sleep monitor, camera, plug, bulb, hub):
+    /// no files needed.
+    Demo(bench::DemoArgs),
     /// Make a key pair for a proxy or gateway; prints the public key.
     Keygen(net::KeygenArgs),
     /// Print the public key of a private key file.
@@ -210,6 +213,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => net::keygen(&args),
         Command::Pubkey(args) => net::pubkey(&args),
         Command::Eval(args) => bench::run_bench(&args),
+        Command::Demo(args) => bench::run_demo(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

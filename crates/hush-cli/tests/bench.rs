@@ -120,3 +120,25 @@ fn bad_matrices_exit_2() {
         );
     }
 }
+
+#[test]
+fn the_demo_needs_no_files_and_is_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str| {
+        let out = tmp.path().join(name);
+        let o = hush()
+            .args(["demo", "--sessions", "2", "--duration-s", "120", "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let table = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(table.contains("tamaraw"), "{table}");
+        std::fs::read(out.join("results.csv")).unwrap()
+    };
+    let a = run("a");
+    assert_eq!(String::from_utf8_lossy(&a).lines().count(), 1 + 10 * 2 * 2);
+    assert_eq!(run("b"), a, "same seed, same bytes");
+    let o = hush().args(["demo", "--sessions", "0"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
