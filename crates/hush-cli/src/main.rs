@@ -78,6 +78,11 @@ Examples:
   hush attack eval -a iot-sentinel --data DIR --per-class --json
   hush attack train -a flow-stats --data DIR --types -m flow.model
   hush attack predict -m flow.model capture.pcap               the most likely device types
+  hush attack eval -a m-seq --data DIR --types --epochs 30       iPET's BiLSTM (progress bar per epoch)
+  hush attack eval -a image-cnn:bin_s=1,window=300 --data DIR --join 4   ITEMTK over joined captures
+  hush attack peaks CAPTURE --labels phases.txt --labels-format phases --utc-offset +08:00
+  hush attack signatures learn --event on=ON.pcap --event off=OFF.pcap -o plug.sig
+  hush attack events CAPTURE --event on=ON.pcap --event off=OFF.pcap --labels times.csv
 
 Folds are by capture, stratified by label: a capture is never on both sides. --types merges IoT
 Sentinel's 31 devices into the paper's 27 types. With --defense, the adaptive attacker trains on
