@@ -99,6 +99,40 @@ pub fn run_demo(a: &DemoArgs) -> Result<()> {
     run_matrix(&ds, &m, &a.out, false, a.json)
 }
 
+/// `hush report`.
+#[derive(Args)]
+pub struct ReportArgs {
+    /// results.json from `hush eval` or `hush demo`.
+    pub results: PathBuf,
+    /// Where to write the HTML (default: report.html beside the results).
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Rebuild the HTML report from a results file.
+pub fn run_report(a: &ReportArgs) -> Result<()> {
+    let bytes =
+        std::fs::read(&a.results).map_err(|e| BadInput(format!("{}: {e}", a.results.display())))?;
+    let cells: Vec<Cell> = serde_json::from_slice(&bytes).map_err(|e| {
+        BadInput(format!(
+            "{}: not a hush results file ({e})",
+            a.results.display()
+        ))
+    })?;
+    if cells.is_empty() {
+        return Err(BadInput(format!("{}: no rows", a.results.display())).into());
+    }
+    let title = format!("hush: {}", cells[0].dataset);
+    let html = hush_eval::report::render(&cells, &title)?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| a.results.with_file_name("report.html"));
+    write_atomic(&out, html.as_bytes())?;
+    eprintln!("hush: {} rows; report in {}", cells.len(), out.display());
+    Ok(())
+}
+
 pub fn run_bench(a: &BenchArgs) -> Result<()> {
     let name = a.data.file_name().map_or_else(
         || a.data.display().to_string(),
@@ -145,16 +179,18 @@ fn run_matrix(
     write_atomic(&csv_path, to_csv(&cells).as_bytes())?;
     let json = serde_json::to_vec_pretty(&cells)?;
     write_atomic(&out_dir.join("results.json"), &json)?;
+    let html = hush_eval::report::render(&cells, &format!("hush: {}", m.dataset))?;
+    write_atomic(&out_dir.join("report.html"), html.as_bytes())?;
     eprintln!(
         "hush: {} cells ({} computed, {} cached) in {:.1} s (defending {:.1} s, attacking {:.1} s, \
-         summed over parallel jobs); results in {}",
+         summed over parallel jobs); results and report.html in {}",
         m.cells(),
         stats.computed,
         stats.cached,
         started.elapsed().as_secs_f64(),
         stats.defend_s,
         stats.attack_s,
-        csv_path.display()
+        out_dir.display()
     );
     let mut out = std::io::stdout().lock();
     if json_out {

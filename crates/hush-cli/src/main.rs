@@ -53,6 +53,9 @@ enum Command {
     /// The bench on a built-in simulated smart home (sleep monitor, camera, plug, bulb, hub):
     /// no files needed.
     Demo(bench::DemoArgs),
+    /// Rebuild the HTML report (privacy-overhead frontier, latency plot, every cell) from a
+    /// results.json.
+    Report(bench::ReportArgs),
     /// Make a key pair for a proxy or gateway; prints the public key.
     Keygen(net::KeygenArgs),
     /// Print the public key of a private key file.
@@ -219,6 +222,7 @@ fn main() -> ExitCode {
         Command::Pubkey(args) => net::pubkey(&args),
         Command::Eval(args) => bench::run_bench(&args),
         Command::Demo(args) => bench::run_demo(&args),
+        Command::Report(args) => bench::run_report(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -139,6 +139,27 @@ fn the_demo_needs_no_files_and_is_deterministic() {
     let a = run("a");
     assert_eq!(String::from_utf8_lossy(&a).lines().count(), 1 + 10 * 2 * 2);
     assert_eq!(run("b"), a, "same seed, same bytes");
+    // The report is written beside the results, and `hush report` rebuilds the same bytes.
+    let dir = tmp.path().join("a");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), 2);
+    assert!(html.contains("tamaraw") && html.contains("Pareto"));
+    let again = tmp.path().join("again.html");
+    let o = hush()
+        .arg("report")
+        .arg(dir.join("results.json"))
+        .arg("-o")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), html);
+    let o = hush()
+        .arg("report")
+        .arg(dir.join("results.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "a CSV is not a results.json");
     let o = hush().args(["demo", "--sessions", "0"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
 }

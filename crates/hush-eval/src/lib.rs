@@ -4,6 +4,8 @@
 //! - [`matrix`]: every defense × attack × seed over a dataset, with adaptive and non-adaptive
 //!   attackers, privacy next to cost, cached by content hash so a killed run resumes; results as
 //!   CSV (byte-identical for the same configuration and seed) and JSON, written atomically;
+//! - [`report`]: one static HTML file with inline SVG: the privacy–overhead frontier (Pareto
+//!   front, chance line), the latency–privacy plot and a table of every cell;
 //! - [`home`]: a built-in simulated smart home of five IoT devices whose seeded traffic needs no
 //!   capture files (the demo's data).
 //!
@@ -18,6 +20,7 @@
 
 pub mod home;
 pub mod matrix;
+pub mod report;
 
 /// Errors of the bench.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,9 @@ pub enum EvalError {
     /// An attack failed (data it cannot split or learn from).
     #[error(transparent)]
     Attack(#[from] hush_attack::AttackError),
+    /// The report could not be drawn.
+    #[error("report: {0}")]
+    Report(String),
     /// Reading or writing results.
     #[error("{path}: {source}")]
     Io {
