@@ -204,7 +204,9 @@ pub struct EvalReport {
     pub fold_accuracy: Vec<f64>,
 }
 
-fn per_trace_seed(seed: u64, i: usize) -> u64 {
+/// The seed trace `i` of a dataset is defended with under evaluation seed `seed` (so every tool
+/// that defends a dataset for an evaluation defends it the same way).
+pub fn trace_seed(seed: u64, i: usize) -> u64 {
     seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
@@ -217,39 +219,67 @@ pub fn evaluate(
     if ds.traces.is_empty() {
         return Err(AttackError::Data("the dataset is empty".into()));
     }
+    // Every trace once, defended once when a defense is given (the same defended trace serves
+    // as test data in its fold and as training data in the others, as on a real network).
+    let defended = match opts.defense {
+        None => None,
+        Some(f) => Some(defend_dataset(ds, f, opts.seed)?),
+    };
+    evaluate_defended(ds, attack, opts, defended.as_deref())
+}
+
+/// Every trace of `ds` through `defense`, trace `i` with [`trace_seed`]`(seed, i)`, in parallel.
+pub fn defend_dataset(
+    ds: &Dataset,
+    defense: DefenseFn<'_>,
+    seed: u64,
+) -> Result<Vec<Trace>, AttackError> {
+    ds.traces
+        .par_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            defense(&t.trace, trace_seed(seed, i)).map_err(|reason| AttackError::Defense {
+                trace: t.trace.name.clone(),
+                reason,
+            })
+        })
+        .collect()
+}
+
+/// [`evaluate`] with the traces already defended (`defended[i]` is trace `i`'s defended form;
+/// `opts.defense` is not called): for callers that defend once and attack many times.
+pub fn evaluate_defended(
+    ds: &Dataset,
+    attack: &Attack,
+    opts: &EvalOptions<'_>,
+    defended: Option<&[Trace]>,
+) -> Result<EvalReport, AttackError> {
+    if ds.traces.is_empty() {
+        return Err(AttackError::Data("the dataset is empty".into()));
+    }
+    if let Some(d) = defended
+        && d.len() != ds.traces.len()
+    {
+        return Err(AttackError::Data(format!(
+            "{} defended traces for {} traces",
+            d.len(),
+            ds.traces.len()
+        )));
+    }
     let folds = match opts.split {
         Split::ByCapture => group_kfold(ds, opts.folds, opts.seed),
         Split::ByTime { train_fraction } => time_split(ds, train_fraction).map(|f| vec![f]),
     }
     .map_err(|e| AttackError::Data(e.to_string()))?;
     let label_of = |l: &str| ds.labels.iter().position(|x| x == l).unwrap_or(0) as u32;
-    // Every trace once, defended once when a defense is given (the same defended trace serves
-    // as test data in its fold and as training data in the others, as on a real network).
-    let defended: Option<Vec<Trace>> = match opts.defense {
-        None => None,
-        Some(f) => Some(
-            ds.traces
-                .par_iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    f(&t.trace, per_trace_seed(opts.seed, i)).map_err(|reason| {
-                        AttackError::Defense {
-                            trace: t.trace.name.clone(),
-                            reason,
-                        }
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-    };
     let train_trace = |i: usize| -> &Trace {
-        match (&defended, opts.mode) {
+        match (defended, opts.mode) {
             (Some(d), Mode::Adaptive) => &d[i],
             _ => &ds.traces[i].trace,
         }
     };
     let test_trace = |i: usize| -> &Trace {
-        match &defended {
+        match defended {
             Some(d) => &d[i],
             None => &ds.traces[i].trace,
         }
@@ -325,7 +355,7 @@ pub fn evaluate(
         folds: folds.len(),
         split: opts.split,
         seed: opts.seed,
-        defended: opts.defense.map(|_| opts.mode),
+        defended: defended.map(|_| opts.mode),
         labels: ds.labels.clone(),
         captures: ds.traces.len(),
         captures_without_rows: without_rows,

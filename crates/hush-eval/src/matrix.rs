@@ -6,7 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use hush_attack::{Attack, EvalOptions, Mode, evaluate};
+use hush_attack::eval::{evaluate_defended, trace_seed};
+use hush_attack::{Attack, EvalOptions, Mode};
 use hush_defense::{DefenseSpec, NetworkModel, defend};
 use hush_trace::Trace;
 use hush_trace::dataset::Dataset;
@@ -296,11 +297,6 @@ fn defend_all(
     Ok((out.into_iter().map(|(t, _)| t).collect(), cost))
 }
 
-/// The seed a trace's defense gets, as `hush attack eval` derives it.
-fn trace_seed(seed: u64, i: usize) -> u64 {
-    seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
-
 /// Run the matrix over `ds` (directions set), reading and writing finished cells in `cache`.
 /// `progress` is told (cells done, cells total) as cells finish. Rows come back in the
 /// matrix's order (defense, attack, seed, adaptive then non-adaptive), whatever ran in
@@ -361,14 +357,6 @@ pub fn run(
             let t0 = std::time::Instant::now();
             let (defended, cost) = defend_all(ds, &spec, seed, &m.network)?;
             stats.defend_s += t0.elapsed().as_secs_f64();
-            // evaluate() asks for each trace's defended form; hand back the one made above.
-            let lookup = |t: &Trace, _seed: u64| -> Result<Trace, String> {
-                ds.traces
-                    .iter()
-                    .position(|x| std::ptr::eq(&x.trace, t))
-                    .map(|i| defended[i].clone())
-                    .ok_or_else(|| "bug: a trace not in the dataset".to_string())
-            };
             for ai in missing {
                 let t1 = std::time::Instant::now();
                 let mut attack = Attack::by_name(&m.attacks[ai])
@@ -378,17 +366,13 @@ pub fn run(
                 }
                 let mut cells = Vec::with_capacity(2);
                 for mode in [Mode::Adaptive, Mode::NonAdaptive] {
-                    let r = evaluate(
-                        ds,
-                        &attack,
-                        &EvalOptions {
-                            folds: m.folds,
-                            seed,
-                            defense: Some(&lookup as hush_attack::eval::DefenseFn<'_>),
-                            mode,
-                            ..EvalOptions::default()
-                        },
-                    )?;
+                    let opts = EvalOptions {
+                        folds: m.folds,
+                        seed,
+                        mode,
+                        ..EvalOptions::default()
+                    };
+                    let r = evaluate_defended(ds, &attack, &opts, Some(&defended))?;
                     cells.push(Cell {
                         dataset: m.dataset.clone(),
                         defense: defense.clone(),
