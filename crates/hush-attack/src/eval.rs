@@ -202,6 +202,20 @@ pub struct EvalReport {
     pub capture: Metrics,
     /// Window accuracy of each fold.
     pub fold_accuracy: Vec<f64>,
+    /// Where the time went (not serialised: results stay byte-identical run to run).
+    #[serde(skip)]
+    pub timing: StageTiming,
+}
+
+/// Seconds spent in each stage of an evaluation, summed over folds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StageTiming {
+    /// Turning traces into feature rows or sequences.
+    pub features_s: f64,
+    /// Fitting models.
+    pub fit_s: f64,
+    /// Scoring the test rows.
+    pub predict_s: f64,
 }
 
 /// The seed trace `i` of a dataset is defended with under evaluation seed `seed` (so every tool
@@ -288,6 +302,7 @@ pub fn evaluate_defended(
     let mut capture_pairs = Vec::new();
     let mut fold_accuracy = Vec::new();
     let mut without_rows = 0;
+    let mut timing = StageTiming::default();
     for (f, fold) in folds.iter().enumerate() {
         let items = |idx: &[usize], test: bool| -> Vec<(&Trace, u32, u32)> {
             idx.iter()
@@ -297,7 +312,9 @@ pub fn evaluate_defended(
                 })
                 .collect()
         };
+        let t0 = std::time::Instant::now();
         let (train, _) = attack.dataset(&items(&fold.train, false), &ds.labels)?;
+        timing.features_s += t0.elapsed().as_secs_f64();
         if train.x.rows() == 0 {
             return Err(AttackError::Data(format!(
                 "fold {f}: no training rows: {}",
@@ -306,18 +323,24 @@ pub fn evaluate_defended(
         }
         let mut a = attack.clone();
         a.set_seed(opts.seed.wrapping_add(f as u64));
+        let t0 = std::time::Instant::now();
         let model = match opts.on_epoch {
             Some(report) => {
                 a.fit_with_progress(&train, "cross-validation", &mut |e| report(f, e))?
             }
             None => a.fit(&train, "cross-validation")?,
         };
+        timing.fit_s += t0.elapsed().as_secs_f64();
+        let t0 = std::time::Instant::now();
         let (test, origin) = attack.dataset(&items(&fold.test, true), &ds.labels)?;
+        timing.features_s += t0.elapsed().as_secs_f64();
+        let t0 = std::time::Instant::now();
         let probs = if test.x.rows() > 0 {
             a.predict_rows(&model, &test.x)?
         } else {
             Vec::new()
         };
+        timing.predict_s += t0.elapsed().as_secs_f64();
         let mut correct = 0;
         for (k, p) in probs.iter().enumerate() {
             let pred = argmax(p);
@@ -362,6 +385,7 @@ pub fn evaluate_defended(
         window: Metrics::from_pairs(&window_pairs, &ds.labels),
         capture: Metrics::from_pairs(&capture_pairs, &ds.labels),
         fold_accuracy,
+        timing,
     })
 }
 

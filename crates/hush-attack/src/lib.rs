@@ -36,7 +36,9 @@ use hush_trace::Trace;
 use rayon::prelude::*;
 use serde::Serialize;
 
-pub use eval::{ClassMetrics, EvalOptions, EvalReport, Metrics, Mode, Split, evaluate};
+pub use eval::{
+    ClassMetrics, EvalOptions, EvalReport, Metrics, Mode, Split, StageTiming, evaluate,
+};
 
 /// Errors of the attacks.
 #[derive(Debug, thiserror::Error)]

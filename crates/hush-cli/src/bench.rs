@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use hush_eval::matrix::{Cache, Cell, Matrix, run, to_csv, write_atomic};
+use hush_eval::matrix::{Cache, Cell, Input, Matrix, Results, run, to_csv, write_atomic};
 
 use crate::BadInput;
 
@@ -95,6 +95,8 @@ pub fn run_demo(a: &DemoArgs) -> Result<()> {
         folds: a.sessions.clamp(2, 5),
         max_epochs: None,
         network: hush_defense::NetworkModel::default(),
+        // Datta et al.'s Figure 2: the sleep monitor.
+        rate_trace: Some("sleep-monitor".into()),
     };
     run_matrix(&ds, &m, &a.out, false, a.json)
 }
@@ -113,17 +115,18 @@ pub struct ReportArgs {
 pub fn run_report(a: &ReportArgs) -> Result<()> {
     let bytes =
         std::fs::read(&a.results).map_err(|e| BadInput(format!("{}: {e}", a.results.display())))?;
-    let cells: Vec<Cell> = serde_json::from_slice(&bytes).map_err(|e| {
+    let results = Results::from_json(&bytes).map_err(|e| {
         BadInput(format!(
             "{}: not a hush results file ({e})",
             a.results.display()
         ))
     })?;
+    let cells = &results.cells;
     if cells.is_empty() {
         return Err(BadInput(format!("{}: no rows", a.results.display())).into());
     }
     let title = format!("hush: {}", cells[0].dataset);
-    let html = hush_eval::report::render(&cells, &title)?;
+    let html = hush_eval::report::render(&results, &title)?;
     let out = a
         .out
         .clone()
@@ -146,6 +149,7 @@ pub fn run_bench(a: &BenchArgs) -> Result<()> {
         folds: a.folds,
         max_epochs: a.epochs,
         network: hush_defense::NetworkModel::default(),
+        rate_trace: None,
     };
     m.validate().map_err(|e| BadInput(e.to_string()))?;
     let ds = crate::attack::load_dataset(&a.data, a.types, None, 60.0)?;
@@ -170,26 +174,30 @@ fn run_matrix(
         bar.set_position(done as u64);
     };
     let started = std::time::Instant::now();
-    let (cells, stats) = run(ds, m, Some(&cache), &progress).map_err(|e| match e {
+    let r = run(&Input::Captures(ds), m, Some(&cache), &progress).map_err(|e| match e {
         hush_eval::EvalError::Config(msg) => anyhow::Error::from(BadInput(msg)),
         other => anyhow::Error::from(other),
     })?;
+    let (cells, stats) = (r.cells, r.stats);
+    let results = Results::new(cells.clone(), vec![r.rates]);
     bar.finish_and_clear();
     let csv_path = out_dir.join("results.csv");
     write_atomic(&csv_path, to_csv(&cells).as_bytes())?;
-    let json = serde_json::to_vec_pretty(&cells)?;
+    let json = serde_json::to_vec_pretty(&results)?;
     write_atomic(&out_dir.join("results.json"), &json)?;
-    let html = hush_eval::report::render(&cells, &format!("hush: {}", m.dataset))?;
+    let html = hush_eval::report::render(&results, &format!("hush: {}", m.dataset))?;
     write_atomic(&out_dir.join("report.html"), html.as_bytes())?;
     eprintln!(
-        "hush: {} cells ({} computed, {} cached) in {:.1} s (defending {:.1} s, attacking {:.1} s, \
-         summed over parallel jobs); results and report.html in {}",
+        "hush: {} cells ({} computed, {} cached) in {:.1} s (defending {:.1} s, features {:.1} s, \
+         fitting {:.1} s, scoring {:.1} s, summed over parallel jobs); results and report.html in {}",
         m.cells(),
         stats.computed,
         stats.cached,
         started.elapsed().as_secs_f64(),
         stats.defend_s,
-        stats.attack_s,
+        stats.features_s,
+        stats.fit_s,
+        stats.predict_s,
         out_dir.display()
     );
     let mut out = std::io::stdout().lock();

@@ -34,6 +34,19 @@ pub struct Matrix {
     /// The network the simulator models.
     #[serde(skip)]
     pub network: NetworkModel,
+    /// The trace whose traffic rate the report plots before and after each defense: a trace
+    /// name or a label (its first trace). `None`: the dataset's first trace.
+    pub rate_trace: Option<String>,
+}
+
+/// What the matrix attacks.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// Labelled captures, each one example (device identification).
+    Captures(&'a Dataset),
+    /// Windows of long captures around labelled events (activity inference), cut after the
+    /// whole captures are defended.
+    Activity(&'a crate::activity::Activity),
 }
 
 /// One row of the results: one defense setting, attack, attacker and seed.
@@ -73,6 +86,88 @@ pub struct Cell {
     pub latency_p95_s: f64,
     /// 99th percentile delay, seconds.
     pub latency_p99_s: f64,
+    /// The classes, in the confusion matrix's order (JSON only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// Window confusion matrix: `confusion[true][predicted]` counts (JSON only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confusion: Vec<Vec<u64>>,
+}
+
+/// Bytes per second in each direction over time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    /// Device to network, B/s per bin.
+    pub out_bps: Vec<f64>,
+    /// Network to device, B/s per bin.
+    pub in_bps: Vec<f64>,
+}
+
+/// One trace's traffic rate before and after each defense (Datta et al.'s Figures 2 and 3).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RatePlot {
+    /// The dataset.
+    pub dataset: String,
+    /// The trace.
+    pub trace: String,
+    /// Its label.
+    pub label: String,
+    /// Bin width, seconds; bins start at the original trace's first packet.
+    pub bin_s: f64,
+    /// The original traffic.
+    pub original: Rates,
+    /// (defense, defended traffic) for each defense, under the first seed.
+    pub defended: Vec<(String, Rates)>,
+}
+
+/// Everything a run produced: what `results.json` holds and `hush report` reads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// `hush-results`.
+    pub format: String,
+    /// Version of this layout.
+    pub version: u32,
+    /// One row per (dataset, defense, attack, attacker, seed).
+    pub cells: Vec<Cell>,
+    /// Traffic rates of one trace per dataset.
+    #[serde(default)]
+    pub rates: Vec<RatePlot>,
+}
+
+impl Results {
+    /// The layout's name and version.
+    pub const FORMAT: &'static str = "hush-results";
+    /// The current version.
+    pub const VERSION: u32 = 1;
+
+    /// Results from rows and rate plots.
+    pub fn new(cells: Vec<Cell>, rates: Vec<RatePlot>) -> Results {
+        Results {
+            format: Self::FORMAT.into(),
+            version: Self::VERSION,
+            cells,
+            rates,
+        }
+    }
+
+    /// Read a results file's bytes: this layout, or the bare list of rows earlier versions
+    /// wrote.
+    pub fn from_json(bytes: &[u8]) -> Result<Results, String> {
+        if let Ok(cells) = serde_json::from_slice::<Vec<Cell>>(bytes) {
+            return Ok(Results::new(cells, Vec::new()));
+        }
+        let r: Results = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if r.format != Self::FORMAT || r.version > Self::VERSION {
+            return Err(format!(
+                "format {:?} version {}: this hush reads {} version {} or older",
+                r.format,
+                r.version,
+                Self::FORMAT,
+                Self::VERSION
+            ));
+        }
+        Ok(r)
+    }
 }
 
 /// Where cells are cached; `None` to compute everything.
@@ -84,17 +179,33 @@ pub struct Cache {
     pub read: bool,
 }
 
-/// What a run did.
+/// What a run did, and where its time went. Stage times are summed over parallel jobs, so
+/// their shares are shares of the work, and they can add up to more than the wall time.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RunStats {
     /// Cells computed now.
     pub computed: usize,
     /// Cells read from the cache.
     pub cached: usize,
-    /// Seconds spent defending traces.
+    /// Seconds spent defending traces (the simulator).
     pub defend_s: f64,
-    /// Seconds spent training and testing attacks.
-    pub attack_s: f64,
+    /// Seconds spent turning traces into feature rows and sequences.
+    pub features_s: f64,
+    /// Seconds spent fitting attack models.
+    pub fit_s: f64,
+    /// Seconds spent scoring test rows.
+    pub predict_s: f64,
+}
+
+impl RunStats {
+    fn add(&mut self, o: &RunStats) {
+        self.computed += o.computed;
+        self.cached += o.cached;
+        self.defend_s += o.defend_s;
+        self.features_s += o.features_s;
+        self.fit_s += o.fit_s;
+        self.predict_s += o.predict_s;
+    }
 }
 
 /// FNV-1a, 64 bits: a stable content hash (std's hasher may change between Rust releases).
@@ -120,12 +231,38 @@ impl Fnv {
 /// A hash of everything an attack can see in the dataset: labels, groups and every packet's
 /// time, size, direction and protocol.
 pub fn dataset_hash(ds: &Dataset) -> u64 {
-    let per: Vec<u64> = ds
+    let traces: Vec<(&str, &str, &Trace)> = ds
         .traces
+        .iter()
+        .map(|t| (t.label.as_str(), t.group.as_str(), &t.trace))
+        .collect();
+    hash_traces(&ds.labels, &traces)
+}
+
+fn input_hash(input: &Input<'_>) -> u64 {
+    match input {
+        Input::Captures(ds) => dataset_hash(ds),
+        Input::Activity(a) => {
+            let src: Vec<(&str, &str, &Trace)> = a.sources.iter().map(|t| ("", "", t)).collect();
+            let mut h = Fnv::new().bytes(&hash_traces(&a.labels, &src).to_le_bytes());
+            for w in &a.windows {
+                h = h
+                    .bytes(&(w.source as u64).to_le_bytes())
+                    .bytes(&w.start_ns.to_le_bytes())
+                    .bytes(&w.end_ns.to_le_bytes())
+                    .str(&w.label);
+            }
+            h.0
+        }
+    }
+}
+
+fn hash_traces(labels: &[String], traces: &[(&str, &str, &Trace)]) -> u64 {
+    let per: Vec<u64> = traces
         .par_iter()
-        .map(|t| {
-            let mut h = Fnv::new().str(&t.label).str(&t.group);
-            for p in &t.trace.packets {
+        .map(|(label, group, trace)| {
+            let mut h = Fnv::new().str(label).str(group);
+            for p in &trace.packets {
                 h = h
                     .bytes(&p.t_ns.to_le_bytes())
                     .bytes(&p.frame_len.to_le_bytes())
@@ -138,7 +275,7 @@ pub fn dataset_hash(ds: &Dataset) -> u64 {
         })
         .collect();
     let mut h = Fnv::new();
-    for l in &ds.labels {
+    for l in labels {
         h = h.str(l);
     }
     for x in per {
@@ -151,6 +288,8 @@ fn cell_key(data_hash: u64, m: &Matrix, defense: &str, attack: &str, seed: u64) 
     let h = Fnv::new()
         .bytes(&data_hash.to_le_bytes())
         .str(env!("CARGO_PKG_VERSION"))
+        // The cell layout: rows cached before confusion matrices were kept are recomputed.
+        .str("cell-v2")
         .str(defense)
         .str(attack)
         .bytes(&seed.to_le_bytes())
@@ -248,23 +387,20 @@ struct Cost {
 }
 
 fn defend_all(
-    ds: &Dataset,
+    sources: &[&Trace],
     spec: &DefenseSpec,
     seed: u64,
     net: &NetworkModel,
 ) -> Result<(Vec<Trace>, Cost), EvalError> {
-    let out: Vec<(Trace, hush_defense::Defended)> = ds
-        .traces
+    let out: Vec<(Trace, hush_defense::Defended)> = sources
         .par_iter()
         .enumerate()
         .map(|(i, t)| {
-            let d = defend(&t.trace, spec, trace_seed(seed, i), net).map_err(|e| {
-                EvalError::Defense {
-                    trace: t.trace.name.clone(),
-                    reason: e.to_string(),
-                }
+            let d = defend(t, spec, trace_seed(seed, i), net).map_err(|e| EvalError::Defense {
+                trace: t.name.clone(),
+                reason: e.to_string(),
             })?;
-            Ok((d.to_trace(&t.trace), d.without_packets()))
+            Ok((d.to_trace(t), d.without_packets()))
         })
         .collect::<Result<_, EvalError>>()?;
     let (mut orig, mut added, mut dur) = (0f64, 0f64, 0f64);
@@ -297,24 +433,157 @@ fn defend_all(
     Ok((out.into_iter().map(|(t, _)| t).collect(), cost))
 }
 
-/// Run the matrix over `ds` (directions set), reading and writing finished cells in `cache`.
-/// `progress` is told (cells done, cells total) as cells finish. Rows come back in the
-/// matrix's order (defense, attack, seed, adaptive then non-adaptive), whatever ran in
+/// What [`run`] returns.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// The rows, in the matrix's order (defense, attack, seed, adaptive then non-adaptive).
+    pub cells: Vec<Cell>,
+    /// The rate plot of the matrix's rate trace.
+    pub rates: RatePlot,
+    /// What was computed, cached, and where the time went.
+    pub stats: RunStats,
+}
+
+/// A bin width that gives at most `max_bins` bins over `duration_s`, from a 1-2-5 ladder.
+fn bin_width_s(duration_s: f64, max_bins: f64) -> f64 {
+    const LADDER: [f64; 19] = [
+        0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0,
+        3600.0, 7200.0, 21_600.0, 86_400.0,
+    ];
+    LADDER
+        .into_iter()
+        .find(|b| duration_s / b <= max_bins)
+        .unwrap_or(86_400.0)
+}
+
+fn rates_of(t: &Trace, t0_ns: i64, bin_s: f64, bins: usize) -> Rates {
+    let (mut out_bps, mut in_bps) = (vec![0f64; bins], vec![0f64; bins]);
+    for p in &t.packets {
+        let b = ((p.t_ns - t0_ns).max(0) as f64 / (bin_s * 1e9)) as usize;
+        let Some(slot) = (match p.dir {
+            hush_trace::Direction::Outbound => out_bps.get_mut(b),
+            hush_trace::Direction::Inbound => in_bps.get_mut(b),
+            hush_trace::Direction::Unknown => None,
+        }) else {
+            continue;
+        };
+        *slot += f64::from(p.frame_len) / bin_s;
+    }
+    Rates { out_bps, in_bps }
+}
+
+/// The rate trace's index among the sources: a trace name, else a label's first trace.
+fn rate_index(m: &Matrix, sources: &[&Trace], labels: &[&str]) -> Result<usize, EvalError> {
+    let Some(want) = &m.rate_trace else {
+        return Ok(0);
+    };
+    sources
+        .iter()
+        .position(|t| &t.name == want)
+        .or_else(|| labels.iter().position(|l| l == want))
+        .ok_or_else(|| {
+            EvalError::Config(format!(
+                "rate trace {want:?}: no trace or label of {} has that name",
+                m.dataset
+            ))
+        })
+}
+
+/// The rate trace before and after each defense (first seed), defended alone with the seed it
+/// has in the matrix, so the plot shows the very traffic the cells were scored on.
+fn rate_plot(
+    m: &Matrix,
+    sources: &[&Trace],
+    labels: &[&str],
+    specs: &[DefenseSpec],
+) -> Result<RatePlot, EvalError> {
+    let i = rate_index(m, sources, labels)?;
+    let t = sources[i];
+    let seed = m.seeds[0];
+    let defended: Vec<Trace> = specs
+        .par_iter()
+        .map(|spec| {
+            defend(t, spec, trace_seed(seed, i), &m.network)
+                .map(|d| d.to_trace(t))
+                .map_err(|e| EvalError::Defense {
+                    trace: t.name.clone(),
+                    reason: e.to_string(),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let t0 = t.packets.first().map_or(0, |p| p.t_ns);
+    let end = defended
+        .iter()
+        .chain(std::iter::once(t))
+        .filter_map(|d| d.packets.last().map(|p| p.t_ns))
+        .max()
+        .unwrap_or(t0);
+    let duration_s = (end - t0) as f64 / 1e9;
+    let bin_s = bin_width_s(duration_s, 150.0);
+    let bins = (duration_s / bin_s) as usize + 1;
+    Ok(RatePlot {
+        dataset: m.dataset.clone(),
+        trace: t.name.clone(),
+        label: labels[i].to_string(),
+        bin_s,
+        original: rates_of(t, t0, bin_s, bins),
+        defended: m
+            .defenses
+            .iter()
+            .zip(&defended)
+            .map(|(d, dt)| (d.clone(), rates_of(dt, t0, bin_s, bins)))
+            .collect(),
+    })
+}
+
+/// Run the matrix over `input` (directions set), reading and writing finished cells in
+/// `cache`. `progress` is told (cells done, cells total) as cells finish. Rows come back in
+/// the matrix's order (defense, attack, seed, adaptive then non-adaptive), whatever ran in
 /// parallel.
 pub fn run(
-    ds: &Dataset,
+    input: &Input<'_>,
     m: &Matrix,
     cache: Option<&Cache>,
     progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<(Vec<Cell>, RunStats), EvalError> {
+) -> Result<Run, EvalError> {
     m.validate()?;
+    // The examples the attacks see, undefended; the sources the defenses run on; and how to
+    // turn defended sources into defended examples.
+    let windows_ds;
+    let (ds, sources, source_labels): (&Dataset, Vec<&Trace>, Vec<&str>) = match input {
+        Input::Captures(ds) => (
+            ds,
+            ds.traces.iter().map(|t| &t.trace).collect(),
+            ds.traces.iter().map(|t| t.label.as_str()).collect(),
+        ),
+        Input::Activity(a) => {
+            windows_ds = a.dataset();
+            (
+                &windows_ds,
+                a.sources.iter().collect(),
+                a.sources.iter().map(|_| a.name.as_str()).collect(),
+            )
+        }
+    };
+    let examples = |defended: Vec<Trace>| match input {
+        Input::Captures(_) => defended,
+        Input::Activity(a) => a.cut(&defended),
+    };
     if ds.traces.is_empty() {
         return Err(EvalError::Config(format!(
             "dataset {}: no traces",
             m.dataset
         )));
     }
-    let data_hash = dataset_hash(ds);
+    let specs: Vec<DefenseSpec> = m
+        .defenses
+        .iter()
+        .map(|d| {
+            d.parse()
+                .map_err(|e| EvalError::Config(format!("defense {d:?}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let data_hash = input_hash(input);
     let total = m.cells();
     let done = std::sync::atomic::AtomicUsize::new(0);
     let tick = || {
@@ -351,14 +620,11 @@ pub fn run(
             if missing.is_empty() {
                 return Ok((rows, stats));
             }
-            let spec: DefenseSpec = defense
-                .parse()
-                .map_err(|e| EvalError::Config(format!("defense {defense:?}: {e}")))?;
             let t0 = std::time::Instant::now();
-            let (defended, cost) = defend_all(ds, &spec, seed, &m.network)?;
+            let (defended, cost) = defend_all(&sources, &specs[di], seed, &m.network)?;
+            let defended = examples(defended);
             stats.defend_s += t0.elapsed().as_secs_f64();
             for ai in missing {
-                let t1 = std::time::Instant::now();
                 let mut attack = Attack::by_name(&m.attacks[ai])
                     .map_err(|e| EvalError::Config(e.to_string()))?;
                 if let Some(e) = m.max_epochs {
@@ -373,6 +639,9 @@ pub fn run(
                         ..EvalOptions::default()
                     };
                     let r = evaluate_defended(ds, &attack, &opts, Some(&defended))?;
+                    stats.features_s += r.timing.features_s;
+                    stats.fit_s += r.timing.fit_s;
+                    stats.predict_s += r.timing.predict_s;
                     cells.push(Cell {
                         dataset: m.dataset.clone(),
                         defense: defense.clone(),
@@ -395,12 +664,13 @@ pub fn run(
                         latency_p50_s: cost.p50_s,
                         latency_p95_s: cost.p95_s,
                         latency_p99_s: cost.p99_s,
+                        labels: r.labels.clone(),
+                        confusion: r.window.confusion.clone(),
                     });
                 }
                 if let Some(c) = cache {
                     c.put(&keys[ai], &cells)?;
                 }
-                stats.attack_s += t1.elapsed().as_secs_f64();
                 stats.computed += 1;
                 rows.push((di, seed, ai, cells));
                 tick();
@@ -411,15 +681,19 @@ pub fn run(
     let mut stats = RunStats::default();
     let mut all = Vec::new();
     for (rows, s) in outs {
-        stats.computed += s.computed;
-        stats.cached += s.cached;
-        stats.defend_s += s.defend_s;
-        stats.attack_s += s.attack_s;
+        stats.add(&s);
         all.extend(rows);
     }
     let seed_pos = |s: u64| m.seeds.iter().position(|&x| x == s).unwrap_or(0);
     all.sort_by_key(|(d, s, a, _)| (*d, *a, seed_pos(*s)));
-    Ok((all.into_iter().flat_map(|(_, _, _, c)| c).collect(), stats))
+    let t0 = std::time::Instant::now();
+    let rates = rate_plot(m, &sources, &source_labels, &specs)?;
+    stats.defend_s += t0.elapsed().as_secs_f64();
+    Ok(Run {
+        cells: all.into_iter().flat_map(|(_, _, _, c)| c).collect(),
+        rates,
+        stats,
+    })
 }
 
 /// The rows as CSV: a header, then one line per row with fixed decimals, so the same run gives

@@ -5,7 +5,7 @@
 use plotters::prelude::*;
 
 use crate::EvalError;
-use crate::matrix::Cell;
+use crate::matrix::{Cell, Results};
 
 /// One point per defense setting: its cost and the strongest attack against it.
 #[derive(Clone, Debug, PartialEq)]
@@ -191,8 +191,9 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The whole report as one HTML document (the same rows give the same bytes).
-pub fn render(cells: &[Cell], title: &str) -> Result<String, EvalError> {
+/// The whole report as one HTML document (the same results give the same bytes).
+pub fn render(results: &Results, title: &str) -> Result<String, EvalError> {
+    let cells = &results.cells[..];
     if cells.is_empty() {
         return Err(EvalError::Report("no rows to report".into()));
     }
@@ -296,6 +297,8 @@ mod tests {
             latency_p50_s: 0.0,
             latency_p95_s: bytes / 100.0,
             latency_p99_s: 0.0,
+            labels: Vec::new(),
+            confusion: Vec::new(),
         }
     }
 
@@ -316,16 +319,17 @@ mod tests {
         let pareto: Vec<bool> = f.iter().map(|p| p.pareto).collect();
         assert_eq!(pareto, vec![true, true, false, true]);
         assert_eq!(f[2].naive_accuracy, 0.2);
-        let html = render(&cells, "test").unwrap();
+        let results = Results::new(cells, Vec::new());
+        let html = render(&results, "test").unwrap();
         assert_eq!(html.matches("<svg").count(), 2);
         assert!(html.contains("&lt;strong&gt;") && !html.contains("<td><strong>"));
         // Self-contained: no script, no linked or fetched resource.
         assert!(!html.contains("<script") && !html.contains("<link") && !html.contains("src="));
         assert_eq!(
-            render(&cells, "test").unwrap(),
+            render(&results, "test").unwrap(),
             html,
             "same rows, same bytes"
         );
-        assert!(render(&[], "x").is_err());
+        assert!(render(&Results::new(Vec::new(), Vec::new()), "x").is_err());
     }
 }

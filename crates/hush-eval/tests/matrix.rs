@@ -6,7 +6,7 @@
 
 use hush_eval::EvalError;
 use hush_eval::home::{HomeConfig, simulate_home};
-use hush_eval::matrix::{Cache, Matrix, run, to_csv};
+use hush_eval::matrix::{Cache, Input, Matrix, run, to_csv};
 
 fn home() -> hush_trace::dataset::Dataset {
     simulate_home(&HomeConfig {
@@ -26,7 +26,17 @@ fn matrix(defenses: &[&str]) -> Matrix {
         folds: 5,
         max_epochs: None,
         network: Default::default(),
+        rate_trace: None,
     }
+}
+
+/// The cells and stats of a run.
+fn go(
+    ds: &hush_trace::dataset::Dataset,
+    m: &Matrix,
+    cache: Option<&Cache>,
+) -> Result<(Vec<hush_eval::matrix::Cell>, hush_eval::matrix::RunStats), EvalError> {
+    run(&Input::Captures(ds), m, cache, &|_, _| {}).map(|r| (r.cells, r.stats))
 }
 
 #[test]
@@ -38,7 +48,7 @@ fn cells_are_deterministic_cached_and_resumable() {
         read: true,
     };
     let m = matrix(&["none", "ilp-constant"]);
-    let (cells, stats) = run(&ds, &m, Some(&cache), &|_, _| {}).unwrap();
+    let (cells, stats) = go(&ds, &m, Some(&cache)).unwrap();
     assert_eq!(cells.len(), 4, "two defenses x adaptive and non-adaptive");
     assert_eq!((stats.computed, stats.cached), (2, 0));
     let none = &cells[0];
@@ -62,15 +72,15 @@ fn cells_are_deterministic_cached_and_resumable() {
     );
     let csv = to_csv(&cells);
     // Without the cache: the same bytes.
-    let (again, _) = run(&ds, &m, None, &|_, _| {}).unwrap();
+    let (again, _) = go(&ds, &m, None).unwrap();
     assert_eq!(to_csv(&again), csv);
     // From the cache: nothing computed, the same bytes.
-    let (cached, stats) = run(&ds, &m, Some(&cache), &|_, _| {}).unwrap();
+    let (cached, stats) = go(&ds, &m, Some(&cache)).unwrap();
     assert_eq!((stats.computed, stats.cached), (0, 2));
     assert_eq!(to_csv(&cached), csv);
     // One more defense: only it is computed; the rest of the table is unchanged.
     let m3 = matrix(&["none", "ilp-constant", "pad-mtu"]);
-    let (more, stats) = run(&ds, &m3, Some(&cache), &|_, _| {}).unwrap();
+    let (more, stats) = go(&ds, &m3, Some(&cache)).unwrap();
     assert_eq!((stats.computed, stats.cached), (1, 2));
     assert!(to_csv(&more).starts_with(&csv));
     // A cache file cut short (a kill mid-write of an older, non-atomic tool) is recomputed.
@@ -79,7 +89,7 @@ fn cells_are_deterministic_cached_and_resumable() {
         let b = std::fs::read(&p).unwrap();
         std::fs::write(&p, &b[..b.len() / 2]).unwrap();
     }
-    let (redone, stats) = run(&ds, &m, Some(&cache), &|_, _| {}).unwrap();
+    let (redone, stats) = go(&ds, &m, Some(&cache)).unwrap();
     assert_eq!((stats.computed, stats.cached), (2, 0));
     assert_eq!(to_csv(&redone), csv);
 }
@@ -111,7 +121,7 @@ fn bad_matrices_are_errors() {
             "folds",
         ),
     ] {
-        let err = run(&ds, &m, None, &|_, _| {}).unwrap_err();
+        let err = go(&ds, &m, None).unwrap_err();
         assert!(matches!(err, EvalError::Config(_)), "{err}");
         assert!(err.to_string().contains(what), "{err}");
     }
@@ -161,4 +171,66 @@ fn the_image_attack_with_itemtks_8_hour_windows_on_10_hour_sessions() {
     let model = attack.fit(&data, "test").unwrap();
     let p = attack.predict(&model, &ds.traces[0].trace).unwrap();
     assert!((2..=3).contains(&p.len()));
+}
+
+/// The report's data: one trace's rate before and after each defense (the same traffic the
+/// cells were scored on), and a confusion matrix per row.
+#[test]
+fn rate_plots_and_confusion_matrices() {
+    let ds = home();
+    let m = Matrix {
+        rate_trace: Some("sleep-monitor".into()),
+        ..matrix(&["none", "ilp-constant"])
+    };
+    let r = run(&Input::Captures(&ds), &m, None, &|_, _| {}).unwrap();
+    let plot = &r.rates;
+    assert_eq!(plot.label, "sleep-monitor");
+    let t = ds
+        .traces
+        .iter()
+        .find(|t| t.label == "sleep-monitor")
+        .unwrap();
+    assert_eq!(plot.trace, t.trace.name);
+    // The original's bins hold all its bytes.
+    let bytes: f64 = t
+        .trace
+        .packets
+        .iter()
+        .filter(|p| p.dir != hush_trace::Direction::Unknown)
+        .map(|p| f64::from(p.frame_len))
+        .sum();
+    let binned: f64 = plot
+        .original
+        .out_bps
+        .iter()
+        .chain(&plot.original.in_bps)
+        .sum::<f64>()
+        * plot.bin_s;
+    assert!((binned - bytes).abs() < 1e-6 * bytes, "{binned} vs {bytes}");
+    assert_eq!(plot.defended.len(), 2);
+    assert_eq!(plot.defended[0].0, "none");
+    assert_eq!(plot.defended[0].1, plot.original, "none changes nothing");
+    // Constant-rate shaping: every full bin outbound carries the same bytes, more than the
+    // device sends in its busiest bin.
+    let ilp = &plot.defended[1].1.out_bps;
+    let full = &ilp[1..ilp.len() / 2];
+    let (lo, hi) = full
+        .iter()
+        .fold((f64::MAX, 0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    assert!(hi - lo < 0.05 * hi, "ILP constant: {lo}..{hi} B/s");
+    let busiest = plot.original.out_bps.iter().fold(0f64, |a, &b| a.max(b));
+    assert!(lo > busiest, "{lo} vs {busiest}");
+    for c in &r.cells {
+        assert_eq!(c.labels, ds.labels);
+        let n: u64 = c.confusion.iter().flatten().sum();
+        assert_eq!(n, c.windows, "every window counted once");
+        let right: u64 = (0..c.labels.len()).map(|i| c.confusion[i][i]).sum();
+        assert!((right as f64 / n as f64 - c.accuracy).abs() < 1e-12);
+    }
+    let bad = Matrix {
+        rate_trace: Some("toaster".into()),
+        ..matrix(&["none"])
+    };
+    let err = run(&Input::Captures(&ds), &bad, None, &|_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("toaster"), "{err}");
 }
