@@ -8,6 +8,9 @@ use hush_trace::split::{group_kfold, time_split};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use hush_ml::ModelFile;
+use hush_trace::split::Fold;
+
 use crate::{Attack, AttackError};
 
 /// A defense as the attacks see it: a function from a trace (and a per-trace seed) to the
@@ -57,6 +60,10 @@ pub struct EvalOptions<'a> {
     pub mode: Mode,
     /// Called after each epoch of a neural attack with the fold (from 0) and the epoch.
     pub on_epoch: Option<EpochFn<'a>>,
+    /// Models already trained for each fold by [`fit_folds`] with the same folds, seed and
+    /// training traffic: scored instead of retrained (a non-adaptive attacker is the same model
+    /// under every defense).
+    pub models: Option<&'a [ModelFile]>,
 }
 
 impl Default for EvalOptions<'_> {
@@ -68,6 +75,7 @@ impl Default for EvalOptions<'_> {
             defense: None,
             mode: Mode::Adaptive,
             on_epoch: None,
+            models: None,
         }
     }
 }
@@ -280,23 +288,26 @@ pub fn evaluate_defended(
             ds.traces.len()
         )));
     }
-    let folds = match opts.split {
-        Split::ByCapture => group_kfold(ds, opts.folds, opts.seed),
-        Split::ByTime { train_fraction } => time_split(ds, train_fraction).map(|f| vec![f]),
+    let folds = folds_of(ds, opts)?;
+    if let Some(m) = opts.models
+        && m.len() != folds.len()
+    {
+        return Err(AttackError::Data(format!(
+            "{} models for {} folds",
+            m.len(),
+            folds.len()
+        )));
     }
-    .map_err(|e| AttackError::Data(e.to_string()))?;
     let label_of = |l: &str| ds.labels.iter().position(|x| x == l).unwrap_or(0) as u32;
-    let train_trace = |i: usize| -> &Trace {
-        match (defended, opts.mode) {
-            (Some(d), Mode::Adaptive) => &d[i],
-            _ => &ds.traces[i].trace,
-        }
-    };
     let test_trace = |i: usize| -> &Trace {
         match defended {
             Some(d) => &d[i],
             None => &ds.traces[i].trace,
         }
+    };
+    let train_traces = match opts.mode {
+        Mode::Adaptive => defended,
+        Mode::NonAdaptive => None,
     };
     let mut window_pairs = Vec::new();
     let mut capture_pairs = Vec::new();
@@ -304,39 +315,26 @@ pub fn evaluate_defended(
     let mut without_rows = 0;
     let mut timing = StageTiming::default();
     for (f, fold) in folds.iter().enumerate() {
-        let items = |idx: &[usize], test: bool| -> Vec<(&Trace, u32, u32)> {
-            idx.iter()
-                .map(|&i| {
-                    let t = if test { test_trace(i) } else { train_trace(i) };
-                    (t, label_of(&ds.traces[i].label), i as u32)
-                })
-                .collect()
-        };
-        let t0 = std::time::Instant::now();
-        let (train, _) = attack.dataset(&items(&fold.train, false), &ds.labels)?;
-        timing.features_s += t0.elapsed().as_secs_f64();
-        if train.x.rows() == 0 {
-            return Err(AttackError::Data(format!(
-                "fold {f}: no training rows: {}",
-                attack.no_rows_hint()
-            )));
-        }
-        let mut a = attack.clone();
-        a.set_seed(opts.seed.wrapping_add(f as u64));
-        let t0 = std::time::Instant::now();
-        let model = match opts.on_epoch {
-            Some(report) => {
-                a.fit_with_progress(&train, "cross-validation", &mut |e| report(f, e))?
+        let trained;
+        let model = match opts.models {
+            Some(m) => &m[f],
+            None => {
+                trained = fit_fold(ds, attack, opts, f, fold, train_traces, &mut timing)?;
+                &trained
             }
-            None => a.fit(&train, "cross-validation")?,
         };
-        timing.fit_s += t0.elapsed().as_secs_f64();
+        let a = fold_attack(attack, opts, f);
+        let items = fold
+            .test
+            .iter()
+            .map(|&i| (test_trace(i), label_of(&ds.traces[i].label), i as u32))
+            .collect::<Vec<_>>();
         let t0 = std::time::Instant::now();
-        let (test, origin) = attack.dataset(&items(&fold.test, true), &ds.labels)?;
+        let (test, origin) = attack.dataset(&items, &ds.labels)?;
         timing.features_s += t0.elapsed().as_secs_f64();
         let t0 = std::time::Instant::now();
         let probs = if test.x.rows() > 0 {
-            a.predict_rows(&model, &test.x)?
+            a.predict_rows(model, &test.x)?
         } else {
             Vec::new()
         };
@@ -387,6 +385,82 @@ pub fn evaluate_defended(
         fold_accuracy,
         timing,
     })
+}
+
+fn folds_of(ds: &Dataset, opts: &EvalOptions<'_>) -> Result<Vec<Fold>, AttackError> {
+    match opts.split {
+        Split::ByCapture => group_kfold(ds, opts.folds, opts.seed),
+        Split::ByTime { train_fraction } => time_split(ds, train_fraction).map(|f| vec![f]),
+    }
+    .map_err(|e| AttackError::Data(e.to_string()))
+}
+
+/// The attack as fold `f` trains it: seeded per fold.
+fn fold_attack(attack: &Attack, opts: &EvalOptions<'_>, f: usize) -> Attack {
+    let mut a = attack.clone();
+    a.set_seed(opts.seed.wrapping_add(f as u64));
+    a
+}
+
+/// Fold `f`'s model, trained on `train_traces` (`None`: the undefended traces).
+fn fit_fold(
+    ds: &Dataset,
+    attack: &Attack,
+    opts: &EvalOptions<'_>,
+    f: usize,
+    fold: &Fold,
+    train_traces: Option<&[Trace]>,
+    timing: &mut StageTiming,
+) -> Result<ModelFile, AttackError> {
+    let label_of = |l: &str| ds.labels.iter().position(|x| x == l).unwrap_or(0) as u32;
+    let items: Vec<(&Trace, u32, u32)> = fold
+        .train
+        .iter()
+        .map(|&i| {
+            let t = train_traces.map_or(&ds.traces[i].trace, |d| &d[i]);
+            (t, label_of(&ds.traces[i].label), i as u32)
+        })
+        .collect();
+    let t0 = std::time::Instant::now();
+    let (train, _) = attack.dataset(&items, &ds.labels)?;
+    timing.features_s += t0.elapsed().as_secs_f64();
+    if train.x.rows() == 0 {
+        return Err(AttackError::Data(format!(
+            "fold {f}: no training rows: {}",
+            attack.no_rows_hint()
+        )));
+    }
+    let a = fold_attack(attack, opts, f);
+    let t0 = std::time::Instant::now();
+    let model = match opts.on_epoch {
+        Some(report) => a.fit_with_progress(&train, "cross-validation", &mut |e| report(f, e))?,
+        None => a.fit(&train, "cross-validation")?,
+    };
+    timing.fit_s += t0.elapsed().as_secs_f64();
+    Ok(model)
+}
+
+/// Train every fold's model as [`evaluate_defended`] would (same folds, seeds and training
+/// traffic: `defended` when `opts.mode` is adaptive, else the undefended traces), to score
+/// them later under many defenses through [`EvalOptions::models`]. Returns the models and
+/// the time spent.
+pub fn fit_folds(
+    ds: &Dataset,
+    attack: &Attack,
+    opts: &EvalOptions<'_>,
+    defended: Option<&[Trace]>,
+) -> Result<(Vec<ModelFile>, StageTiming), AttackError> {
+    let train_traces = match opts.mode {
+        Mode::Adaptive => defended,
+        Mode::NonAdaptive => None,
+    };
+    let mut timing = StageTiming::default();
+    let models = folds_of(ds, opts)?
+        .iter()
+        .enumerate()
+        .map(|(f, fold)| fit_fold(ds, attack, opts, f, fold, train_traces, &mut timing))
+        .collect::<Result<_, _>>()?;
+    Ok((models, timing))
 }
 
 #[cfg(test)]

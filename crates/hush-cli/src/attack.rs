@@ -859,6 +859,7 @@ fn eval(a: &EvalArgs) -> Result<()> {
             on_epoch: bar
                 .as_ref()
                 .map(|_| &on_epoch as hush_attack::eval::EpochFn<'_>),
+            models: None,
         };
         let r = evaluate(&ds, &attack, &opts).map_err(|e| match e {
             hush_attack::AttackError::Data(m) => {

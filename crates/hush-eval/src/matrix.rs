@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hush_attack::eval::{evaluate_defended, trace_seed};
+use hush_attack::eval::{evaluate_defended, fit_folds, trace_seed};
 use hush_attack::{Attack, EvalOptions, Mode};
 use hush_defense::{DefenseSpec, NetworkModel, defend};
 use hush_trace::Trace;
@@ -590,28 +590,83 @@ pub fn run(
         let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         progress(d, total);
     };
-    // One job per (defense, seed): the traces are defended once for all its attacks.
-    let jobs: Vec<(usize, u64)> = (0..m.defenses.len())
-        .flat_map(|d| m.seeds.iter().map(move |&s| (d, s)))
+    // What the cache already holds.
+    let key = |di: usize, ai: usize, seed: u64| {
+        cell_key(data_hash, m, &m.defenses[di], &m.attacks[ai], seed)
+    };
+    let cached: Vec<Vec<Vec<Option<Vec<Cell>>>>> = (0..m.defenses.len())
+        .map(|di| {
+            m.seeds
+                .iter()
+                .map(|&seed| {
+                    (0..m.attacks.len())
+                        .map(|ai| cache.and_then(|c| c.get(&key(di, ai, seed))))
+                        .collect()
+                })
+                .collect()
+        })
         .collect();
-    type JobOut = (Vec<(usize, u64, usize, Vec<Cell>)>, RunStats);
+    let attacks: Vec<Attack> = m
+        .attacks
+        .iter()
+        .map(|name| {
+            let mut a = Attack::by_name(name).map_err(|e| EvalError::Config(e.to_string()))?;
+            if let Some(e) = m.max_epochs {
+                a.set_max_epochs(e);
+            }
+            Ok(a)
+        })
+        .collect::<Result<_, EvalError>>()?;
+    let opts = |seed: u64, mode: Mode| EvalOptions {
+        folds: m.folds,
+        seed,
+        mode,
+        ..EvalOptions::default()
+    };
+    // The non-adaptive attacker never sees defended traffic: one model per fold, trained once
+    // on the undefended traces and scored under every defense.
+    let mut stats = RunStats::default();
+    let naive_jobs: Vec<(usize, usize)> = (0..m.attacks.len())
+        .flat_map(|ai| (0..m.seeds.len()).map(move |si| (ai, si)))
+        .filter(|&(ai, si)| cached.iter().any(|d| d[si][ai].is_none()))
+        .collect();
+    let naive: Vec<(
+        (usize, usize),
+        (Vec<hush_ml::ModelFile>, hush_attack::StageTiming),
+    )> = naive_jobs
+        .par_iter()
+        .map(|&(ai, si)| {
+            let o = opts(m.seeds[si], Mode::NonAdaptive);
+            Ok(((ai, si), fit_folds(ds, &attacks[ai], &o, None)?))
+        })
+        .collect::<Result<_, EvalError>>()?;
+    for (_, (_, t)) in &naive {
+        stats.features_s += t.features_s;
+        stats.fit_s += t.fit_s;
+    }
+    let naive_models = |ai: usize, si: usize| {
+        naive
+            .iter()
+            .find(|(k, _)| *k == (ai, si))
+            .map(|(_, (models, _))| models.as_slice())
+    };
+    // One job per (defense, seed): the traces are defended once for all its attacks.
+    let jobs: Vec<(usize, usize)> = (0..m.defenses.len())
+        .flat_map(|d| (0..m.seeds.len()).map(move |s| (d, s)))
+        .collect();
+    type JobOut = (Vec<(usize, usize, usize, Vec<Cell>)>, RunStats);
     let outs: Vec<JobOut> = jobs
         .par_iter()
-        .map(|&(di, seed)| -> Result<JobOut, EvalError> {
-            let defense = &m.defenses[di];
+        .map(|&(di, si)| -> Result<JobOut, EvalError> {
+            let (defense, seed) = (&m.defenses[di], m.seeds[si]);
             let mut stats = RunStats::default();
             let mut rows = Vec::new();
-            let keys: Vec<String> = m
-                .attacks
-                .iter()
-                .map(|a| cell_key(data_hash, m, defense, a, seed))
-                .collect();
             let mut missing = Vec::new();
-            for (ai, key) in keys.iter().enumerate() {
-                match cache.and_then(|c| c.get(key)) {
+            for ai in 0..m.attacks.len() {
+                match &cached[di][si][ai] {
                     Some(cells) => {
                         stats.cached += 1;
-                        rows.push((di, seed, ai, cells));
+                        rows.push((di, si, ai, cells.clone()));
                         tick();
                     }
                     None => missing.push(ai),
@@ -625,20 +680,17 @@ pub fn run(
             let defended = examples(defended);
             stats.defend_s += t0.elapsed().as_secs_f64();
             for ai in missing {
-                let mut attack = Attack::by_name(&m.attacks[ai])
-                    .map_err(|e| EvalError::Config(e.to_string()))?;
-                if let Some(e) = m.max_epochs {
-                    attack.set_max_epochs(e);
-                }
+                let attack = &attacks[ai];
                 let mut cells = Vec::with_capacity(2);
                 for mode in [Mode::Adaptive, Mode::NonAdaptive] {
-                    let opts = EvalOptions {
-                        folds: m.folds,
-                        seed,
-                        mode,
-                        ..EvalOptions::default()
+                    let o = EvalOptions {
+                        models: match mode {
+                            Mode::Adaptive => None,
+                            Mode::NonAdaptive => naive_models(ai, si),
+                        },
+                        ..opts(seed, mode)
                     };
-                    let r = evaluate_defended(ds, &attack, &opts, Some(&defended))?;
+                    let r = evaluate_defended(ds, attack, &o, Some(&defended))?;
                     stats.features_s += r.timing.features_s;
                     stats.fit_s += r.timing.fit_s;
                     stats.predict_s += r.timing.predict_s;
@@ -669,23 +721,21 @@ pub fn run(
                     });
                 }
                 if let Some(c) = cache {
-                    c.put(&keys[ai], &cells)?;
+                    c.put(&key(di, ai, seed), &cells)?;
                 }
                 stats.computed += 1;
-                rows.push((di, seed, ai, cells));
+                rows.push((di, si, ai, cells));
                 tick();
             }
             Ok((rows, stats))
         })
         .collect::<Result<_, _>>()?;
-    let mut stats = RunStats::default();
     let mut all = Vec::new();
     for (rows, s) in outs {
         stats.add(&s);
         all.extend(rows);
     }
-    let seed_pos = |s: u64| m.seeds.iter().position(|&x| x == s).unwrap_or(0);
-    all.sort_by_key(|(d, s, a, _)| (*d, *a, seed_pos(*s)));
+    all.sort_by_key(|(d, s, a, _)| (*d, *a, *s));
     let t0 = std::time::Instant::now();
     let rates = rate_plot(m, &sources, &source_labels, &specs)?;
     stats.defend_s += t0.elapsed().as_secs_f64();

@@ -70,6 +70,28 @@ fn cells_are_deterministic_cached_and_resumable() {
         "non-adaptive under ILP: {}",
         ilp_n.accuracy
     );
+    // The non-adaptive attacker's models, trained once and shared across defenses, score as
+    // a fresh evaluation does.
+    let spec: hush_defense::DefenseSpec = "ilp-constant".parse().unwrap();
+    let net = hush_defense::NetworkModel::default();
+    let defend = |t: &hush_trace::Trace, seed: u64| {
+        hush_defense::defend(t, &spec, seed, &net)
+            .map(|d| d.to_trace(t))
+            .map_err(|e| e.to_string())
+    };
+    let fresh = hush_attack::evaluate(
+        &ds,
+        &hush_attack::Attack::by_name("flow-stats").unwrap(),
+        &hush_attack::EvalOptions {
+            folds: 5,
+            defense: Some(&defend),
+            mode: hush_attack::Mode::NonAdaptive,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(fresh.window.accuracy, ilp_n.accuracy);
+    assert_eq!(fresh.window.confusion, ilp_n.confusion);
     let csv = to_csv(&cells);
     // Without the cache: the same bytes.
     let (again, _) = go(&ds, &m, None).unwrap();
