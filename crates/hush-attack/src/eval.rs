@@ -64,6 +64,10 @@ pub struct EvalOptions<'a> {
     /// training traffic: scored instead of retrained (a non-adaptive attacker is the same model
     /// under every defense).
     pub models: Option<&'a [ModelFile]>,
+    /// Score captures that give the attack no row too, at the capture level: as the label most
+    /// common among training captures without packets (an attacker learns what silence means),
+    /// else the training majority. For activity windows, where an empty window is an answer.
+    pub score_silent: bool,
 }
 
 impl Default for EvalOptions<'_> {
@@ -76,6 +80,7 @@ impl Default for EvalOptions<'_> {
             mode: Mode::Adaptive,
             on_epoch: None,
             models: None,
+            score_silent: false,
         }
     }
 }
@@ -360,6 +365,10 @@ pub fn evaluate_defended(
                 .collect();
             if mine.is_empty() {
                 without_rows += 1;
+                if opts.score_silent {
+                    let guess = silent_guess(ds, &fold.train, train_traces);
+                    capture_pairs.push((label_of(&ds.traces[i].label), guess));
+                }
                 continue;
             }
             let mut m = vec![0f32; ds.labels.len()];
@@ -385,6 +394,37 @@ pub fn evaluate_defended(
         fold_accuracy,
         timing,
     })
+}
+
+/// The label an attacker gives a capture it has no row for: the most common among training
+/// captures without packets, else among all training captures (ties: the first label).
+fn silent_guess(ds: &Dataset, train: &[usize], train_traces: Option<&[Trace]>) -> u32 {
+    let trace = |i: usize| train_traces.map_or(&ds.traces[i].trace, |d| &d[i]);
+    let label_of = |l: &str| ds.labels.iter().position(|x| x == l).unwrap_or(0);
+    let count = |only_empty: bool| {
+        let mut n = vec![0usize; ds.labels.len()];
+        for &i in train {
+            if !only_empty || trace(i).packets.is_empty() {
+                n[label_of(&ds.traces[i].label)] += 1;
+            }
+        }
+        n
+    };
+    let best = |n: &[usize]| {
+        let mut b = 0;
+        for (k, &v) in n.iter().enumerate() {
+            if v > n[b] {
+                b = k;
+            }
+        }
+        b as u32
+    };
+    let empty = count(true);
+    if empty.iter().any(|&v| v > 0) {
+        best(&empty)
+    } else {
+        best(&count(false))
+    }
 }
 
 fn folds_of(ds: &Dataset, opts: &EvalOptions<'_>) -> Result<Vec<Fold>, AttackError> {

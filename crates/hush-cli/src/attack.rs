@@ -860,6 +860,7 @@ fn eval(a: &EvalArgs) -> Result<()> {
                 .as_ref()
                 .map(|_| &on_epoch as hush_attack::eval::EpochFn<'_>),
             models: None,
+            score_silent: false,
         };
         let r = evaluate(&ds, &attack, &opts).map_err(|e| match e {
             hush_attack::AttackError::Data(m) => {

@@ -2,11 +2,13 @@
 //! non-adaptive attackers, privacy next to cost, cached so a killed run resumes.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
-use hush_eval::matrix::{Cache, Cell, Input, Matrix, Results, run, to_csv, write_atomic};
+use hush_eval::activity::ActivitySpec;
+use hush_eval::experiment::{CapturesEntry, DatasetEntry, Experiment, expand_sweep};
+use hush_eval::matrix::{Cache, Cell, Input, Matrix, Results, RunStats, run, to_csv, write_atomic};
 
 use crate::BadInput;
 
@@ -19,30 +21,40 @@ const DEFAULT_ATTACKS: &str = "iot-sentinel,flow-stats,m-agg";
 /// `hush eval`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// A folder of `<label>/<captures>` (IoT Sentinel's layout).
+    /// An experiment file (TOML: datasets, defenses with sweeps, attacks, seeds; see
+    /// --help). Flags given beside it take precedence.
+    #[arg(value_name = "EXPERIMENT.toml")]
+    pub experiment: Option<PathBuf>,
+    /// A dataset folder (repeatable): `<label>/<captures>` (IoT Sentinel's layout) for device
+    /// identification, or the events folder (PingPong, NKU) for activity inference.
     #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
+    pub data: Vec<PathBuf>,
     /// Merge IoT Sentinel's 31 devices into the paper's 27 types.
     #[arg(long)]
     pub types: bool,
-    /// Defense specs, comma-separated (see hush defend --list).
-    #[arg(long, value_name = "SPECS", default_value = DEFAULT_DEFENSES, value_delimiter = ',')]
-    pub defenses: Vec<String>,
-    /// Attacks, comma-separated (see hush attack --list).
-    #[arg(long, value_name = "NAMES", default_value = DEFAULT_ATTACKS, value_delimiter = ',')]
-    pub attacks: Vec<String>,
-    /// Seeds, comma-separated.
-    #[arg(long, value_name = "N,...", default_value = "0", value_delimiter = ',')]
-    pub seeds: Vec<u64>,
-    /// Folds by capture.
-    #[arg(long, default_value_t = 5)]
-    pub folds: usize,
+    /// Defense specs, comma-separated (see hush defend --list); `|` sweeps a parameter:
+    /// tamaraw:multiple_of=50|100|200. [default: the catalog's frontier]
+    #[arg(long, value_name = "SPECS", value_delimiter = ',')]
+    pub defenses: Option<Vec<String>>,
+    /// Attacks, comma-separated (see hush attack --list). [default: iot-sentinel,flow-stats,m-agg]
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub attacks: Option<Vec<String>>,
+    /// Seeds, comma-separated. [default: 0]
+    #[arg(long, value_name = "N,...", value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
+    /// Folds by capture. [default: 5]
+    #[arg(long)]
+    pub folds: Option<usize>,
     /// Cap on neural attacks' epochs.
     #[arg(long, value_name = "N")]
     pub epochs: Option<usize>,
-    /// Where results.csv, results.json and the cell cache go.
-    #[arg(long, short, value_name = "DIR", default_value = "hush-eval")]
-    pub out: PathBuf,
+    /// The trace (file path as read, or a label) whose rate the report plots per defense.
+    #[arg(long, value_name = "NAME")]
+    pub rate_trace: Option<String>,
+    /// Where results.csv, results.json, report.html, timing.json and the cell cache go.
+    /// [default: hush-eval]
+    #[arg(long, short, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// Recompute every cell (the cache is still written).
     #[arg(long)]
     pub no_cache: bool,
@@ -78,6 +90,7 @@ pub fn run_demo(a: &DemoArgs) -> Result<()> {
         sessions_per_device: a.sessions,
         seed: a.seed,
     };
+    let started = std::time::Instant::now();
     let ds = hush_eval::home::simulate_home(&cfg).map_err(|e| BadInput(e.to_string()))?;
     eprintln!(
         "hush: a simulated home of {} devices ({}), {} sessions of {:.0} s each, seed {}",
@@ -98,7 +111,14 @@ pub fn run_demo(a: &DemoArgs) -> Result<()> {
         // Datta et al.'s Figure 2: the sleep monitor.
         rate_trace: Some("sleep-monitor".into()),
     };
-    run_matrix(&ds, &m, &a.out, false, a.json)
+    let load_s = started.elapsed().as_secs_f64();
+    run_matrices(
+        vec![(Loaded::Captures(ds), m)],
+        load_s,
+        &a.out,
+        false,
+        a.json,
+    )
 }
 
 /// `hush report`.
@@ -136,68 +156,288 @@ pub fn run_report(a: &ReportArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn run_bench(a: &BenchArgs) -> Result<()> {
-    let name = a.data.file_name().map_or_else(
-        || a.data.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    let m = Matrix {
-        dataset: name,
-        defenses: a.defenses.clone(),
-        attacks: a.attacks.clone(),
-        seeds: a.seeds.clone(),
-        folds: a.folds,
-        max_epochs: a.epochs,
-        network: hush_defense::NetworkModel::default(),
-        rate_trace: None,
-    };
-    m.validate().map_err(|e| BadInput(e.to_string()))?;
-    let ds = crate::attack::load_dataset(&a.data, a.types, None, 60.0)?;
-    run_matrix(&ds, &m, &a.out, a.no_cache, a.json)
+/// A dataset in memory.
+enum Loaded {
+    Captures(hush_trace::dataset::Dataset),
+    Activity(hush_eval::activity::Activity),
 }
 
-fn run_matrix(
-    ds: &hush_trace::dataset::Dataset,
-    m: &Matrix,
-    out_dir: &std::path::Path,
+/// A dataset as named on the command line or in the experiment file, before loading.
+enum Source {
+    Captures(CapturesEntry),
+    Activity(ActivitySpec),
+}
+
+fn folder_name(p: &Path) -> String {
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// A folder: the built-in activity layouts when it holds one, else labelled captures.
+fn sources_of_folder(c: CapturesEntry) -> Result<Vec<Source>> {
+    if !c.path.is_dir() {
+        return Err(BadInput(format!("{}: not a folder", c.path.display())).into());
+    }
+    let found = hush_eval::activity::discover(&c.path);
+    if found.is_empty() {
+        return Ok(vec![Source::Captures(c)]);
+    }
+    Ok(found.into_iter().map(Source::Activity).collect())
+}
+
+pub fn run_bench(a: &BenchArgs) -> Result<()> {
+    let exp = match &a.experiment {
+        Some(p) => Experiment::read(p).map_err(|e| BadInput(e.to_string()))?,
+        None => Experiment::default(),
+    };
+    let mut sources = Vec::new();
+    let entries: Vec<DatasetEntry> = if a.data.is_empty() {
+        exp.datasets.clone()
+    } else {
+        a.data
+            .iter()
+            .map(|p| {
+                DatasetEntry::Captures(CapturesEntry {
+                    path: p.clone(),
+                    name: None,
+                    types: a.types,
+                    rate_trace: a.rate_trace.clone(),
+                })
+            })
+            .collect()
+    };
+    for e in entries {
+        match e {
+            DatasetEntry::Captures(c) => sources.extend(sources_of_folder(c)?),
+            DatasetEntry::Activity(s) => sources.push(Source::Activity(s)),
+        }
+    }
+    if sources.is_empty() {
+        return Err(BadInput(
+            "no dataset: give --data DIR, or an experiment file with a [[dataset]]".into(),
+        )
+        .into());
+    }
+    let bad = |e: hush_eval::EvalError| BadInput(e.to_string());
+    let defenses = match &a.defenses {
+        Some(list) => {
+            let mut out = Vec::new();
+            for d in list {
+                out.extend(expand_sweep(d).map_err(bad)?);
+            }
+            out
+        }
+        None => {
+            let from_file = exp.defense_settings().map_err(bad)?;
+            if from_file.is_empty() {
+                DEFAULT_DEFENSES.split(',').map(String::from).collect()
+            } else {
+                from_file
+            }
+        }
+    };
+    let or_default = |v: &Option<Vec<String>>, file: &[String], default: &str| -> Vec<String> {
+        match v {
+            Some(v) => v.clone(),
+            None if !file.is_empty() => file.to_vec(),
+            None => default.split(',').map(String::from).collect(),
+        }
+    };
+    let attacks = or_default(&a.attacks, &exp.attacks, DEFAULT_ATTACKS);
+    let seeds = match &a.seeds {
+        Some(s) => s.clone(),
+        None if !exp.seeds.is_empty() => exp.seeds.clone(),
+        None => vec![0],
+    };
+    let template = Matrix {
+        dataset: String::new(),
+        defenses,
+        attacks,
+        seeds,
+        folds: a.folds.or(exp.folds).unwrap_or(5),
+        max_epochs: a.epochs.or(exp.epochs),
+        network: exp.network.clone().unwrap_or_default(),
+        rate_trace: None,
+    };
+    template.validate().map_err(bad)?;
+    let out = a
+        .out
+        .clone()
+        .or_else(|| exp.out.clone())
+        .unwrap_or_else(|| PathBuf::from("hush-eval"));
+    let started = std::time::Instant::now();
+    let mut runs = Vec::new();
+    for s in sources {
+        let mut folds = None;
+        let (loaded, name, rate_trace) = match s {
+            Source::Captures(c) => {
+                let mut ds = crate::attack::load_dataset(&c.path, c.types, None, 60.0)?;
+                for t in &mut ds.traces {
+                    // Results name captures by file, relative to the dataset folder.
+                    if let Ok(rel) = Path::new(&t.trace.name).strip_prefix(&c.path) {
+                        t.trace.name = rel.display().to_string();
+                    }
+                }
+                let name = c.name.clone().unwrap_or_else(|| folder_name(&c.path));
+                (Loaded::Captures(ds), name, c.rate_trace.clone())
+            }
+            Source::Activity(spec) => {
+                let act = spec.load().map_err(bad)?;
+                eprintln!(
+                    "hush: {}: {} windows of {:.0} s ({}){}",
+                    act.name,
+                    act.windows.len(),
+                    spec.before_s + spec.after_s,
+                    act.labels
+                        .iter()
+                        .map(|l| format!(
+                            "{} {l}",
+                            act.windows.iter().filter(|w| &w.label == l).count()
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if act.left_out > 0 {
+                        format!(
+                            "; {} labelled events without a class left out",
+                            act.left_out
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
+                let name = act.name.clone();
+                let fewest = act
+                    .labels
+                    .iter()
+                    .map(|l| act.windows.iter().filter(|w| &w.label == l).count())
+                    .min()
+                    .unwrap_or(0);
+                if fewest < 2 {
+                    return Err(BadInput(format!(
+                        "{name}: a class with {fewest} window(s): nothing to cross-validate"
+                    ))
+                    .into());
+                }
+                if fewest < template.folds {
+                    eprintln!(
+                        "hush: {name}: {fewest} folds (its rarest class has {fewest} windows)"
+                    );
+                    folds = Some(fewest);
+                }
+                (Loaded::Activity(act), name, None)
+            }
+        };
+        let m = Matrix {
+            dataset: name,
+            rate_trace: rate_trace.or_else(|| a.rate_trace.clone()),
+            folds: folds.unwrap_or(template.folds),
+            ..template.clone()
+        };
+        runs.push((loaded, m));
+    }
+    let load_s = started.elapsed().as_secs_f64();
+    run_matrices(runs, load_s, &out, a.no_cache, a.json)
+}
+
+/// Where a run's time went, as timing.json holds it (kept apart from the results, which are
+/// the same bytes run to run).
+#[derive(serde::Serialize)]
+struct Timing {
+    wall_s: f64,
+    load_s: f64,
+    report_s: f64,
+    #[serde(flatten)]
+    stats: RunStats,
+}
+
+fn run_matrices(
+    runs: Vec<(Loaded, Matrix)>,
+    load_s: f64,
+    out_dir: &Path,
     no_cache: bool,
     json_out: bool,
 ) -> Result<()> {
+    let started = std::time::Instant::now();
     let cache = Cache {
         dir: out_dir.join("cache"),
         read: !no_cache,
     };
+    let total: usize = runs.iter().map(|(_, m)| m.cells()).sum();
     let bar = crate::progress_bar("cells")?;
-    bar.set_length(m.cells() as u64);
-    let progress = |done: usize, total: usize| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
-    let started = std::time::Instant::now();
-    let r = run(&Input::Captures(ds), m, Some(&cache), &progress).map_err(|e| match e {
-        hush_eval::EvalError::Config(msg) => anyhow::Error::from(BadInput(msg)),
-        other => anyhow::Error::from(other),
-    })?;
-    let (cells, stats) = (r.cells, r.stats);
-    let results = Results::new(cells.clone(), vec![r.rates]);
+    bar.set_length(total as u64);
+    let mut cells = Vec::new();
+    let mut rates = Vec::new();
+    let mut stats = RunStats::default();
+    let mut names = Vec::new();
+    let mut offset = 0;
+    for (loaded, m) in &runs {
+        let progress = |done: usize, _total: usize| {
+            bar.set_position((offset + done) as u64);
+        };
+        let input = match loaded {
+            Loaded::Captures(ds) => Input::Captures(ds),
+            Loaded::Activity(a) => Input::Activity(a),
+        };
+        let r = run(&input, m, Some(&cache), &progress).map_err(|e| match e {
+            hush_eval::EvalError::Config(msg) => {
+                anyhow::Error::from(BadInput(format!("{}: {msg}", m.dataset)))
+            }
+            other => anyhow::Error::from(other).context(m.dataset.clone()),
+        })?;
+        offset += m.cells();
+        cells.extend(r.cells);
+        rates.push(r.rates);
+        stats.add(&r.stats);
+        names.push(m.dataset.clone());
+    }
     bar.finish_and_clear();
-    let csv_path = out_dir.join("results.csv");
-    write_atomic(&csv_path, to_csv(&cells).as_bytes())?;
+    let t_report = std::time::Instant::now();
+    let results = Results::new(cells, rates);
+    write_atomic(
+        &out_dir.join("results.csv"),
+        to_csv(&results.cells).as_bytes(),
+    )?;
     let json = serde_json::to_vec_pretty(&results)?;
     write_atomic(&out_dir.join("results.json"), &json)?;
-    let html = hush_eval::report::render(&results, &format!("hush: {}", m.dataset))?;
+    let html = hush_eval::report::render(&results, &format!("hush: {}", names.join(", ")))?;
     write_atomic(&out_dir.join("report.html"), html.as_bytes())?;
+    let timing = Timing {
+        wall_s: load_s + started.elapsed().as_secs_f64(),
+        load_s,
+        report_s: t_report.elapsed().as_secs_f64(),
+        stats,
+    };
+    write_atomic(
+        &out_dir.join("timing.json"),
+        &serde_json::to_vec_pretty(&timing)?,
+    )?;
+    let s = &timing.stats;
+    let work = timing.load_s + s.defend_s + s.features_s + s.fit_s + s.predict_s + timing.report_s;
+    let share = |v: f64| if work > 0.0 { 100.0 * v / work } else { 0.0 };
     eprintln!(
-        "hush: {} cells ({} computed, {} cached) in {:.1} s (defending {:.1} s, features {:.1} s, \
-         fitting {:.1} s, scoring {:.1} s, summed over parallel jobs); results and report.html in {}",
-        m.cells(),
-        stats.computed,
-        stats.cached,
-        started.elapsed().as_secs_f64(),
-        stats.defend_s,
-        stats.features_s,
-        stats.fit_s,
-        stats.predict_s,
+        "hush: {total} cells ({} computed, {} cached) in {:.1} s; work by stage (summed over \
+         parallel jobs): loading {:.1} s ({:.0}%), defending {:.1} s ({:.0}%), features {:.1} s \
+         ({:.0}%), fitting {:.1} s ({:.0}%), scoring {:.1} s ({:.0}%), report {:.1} s ({:.0}%)",
+        s.computed,
+        s.cached,
+        timing.wall_s,
+        timing.load_s,
+        share(timing.load_s),
+        s.defend_s,
+        share(s.defend_s),
+        s.features_s,
+        share(s.features_s),
+        s.fit_s,
+        share(s.fit_s),
+        s.predict_s,
+        share(s.predict_s),
+        timing.report_s,
+        share(timing.report_s),
+    );
+    eprintln!(
+        "hush: results.csv, results.json, report.html and timing.json in {}",
         out_dir.display()
     );
     let mut out = std::io::stdout().lock();
@@ -206,7 +446,21 @@ fn run_matrix(
         writeln!(out)?;
         return Ok(());
     }
-    print_table(&mut out, &cells)?;
+    for (i, name) in names.iter().enumerate() {
+        if names.len() > 1 {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            writeln!(out, "{name}")?;
+        }
+        let mine: Vec<Cell> = results
+            .cells
+            .iter()
+            .filter(|c| &c.dataset == name)
+            .cloned()
+            .collect();
+        print_table(&mut out, &mine)?;
+    }
     Ok(())
 }
 

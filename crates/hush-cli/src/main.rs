@@ -65,13 +65,38 @@ enum Command {
 const EVAL_EXAMPLES: &str = "\
 Examples:
   hush eval --data ../shared/data/iot-sentinel --types          the catalog x the forest attacks
+  hush eval --data ../shared/data/events                        activity: PingPong's and NKU's plugs
   hush eval --data DIR --defenses none,front,tamaraw --attacks flow-stats,m-seq --epochs 30
+  hush eval --data DIR --defenses 'none,tamaraw:multiple_of=50|100|200'   a sweep: 4 settings
   hush eval --data DIR --seeds 0,1,2 -o runs/a                  three seeds; results in runs/a
+  hush eval bench.toml                                          an experiment file
 
 Each cell defends every capture with the simulator, then cross-validates the attack by capture
 twice: trained on defended traffic (adaptive) and on undefended traffic (naive), both tested on
-defended traffic. Finished cells are cached in OUT/cache by content hash: rerun after a kill, or
-with one more defense, and only what is missing is computed.";
+defended traffic. Activity datasets are whole captures, defended whole, then cut into windows
+around each labelled event and idle windows between events. Finished cells are cached in
+OUT/cache by content hash: rerun after a kill, or with one more defense, and only what is
+missing is computed.
+
+An experiment file (TOML):
+  seeds = [0]
+  attacks = [\"iot-sentinel\", \"flow-stats\", \"m-agg\"]
+  defenses = [\"none\", \"pad-mtu\", \"front\", \"tamaraw:multiple_of=50|100\"]
+  [[sweep]]                      # every combination: 4 FRONT settings
+  defense = \"front\"
+  max_records = [100, 500]
+  w_max_s = [4, 8]
+  [[dataset]]
+  path = \"../shared/data/iot-sentinel\"
+  types = true
+  [[dataset]]                    # any capture with event labels
+  kind = \"activity\"
+  name = \"my-plug\"
+  capture = \"plug.pcap\"
+  labels = \"plug.csv\"          # time,device,event[,end]; or labels_format = \"phases\"/\"pingpong\"
+  [network]
+  one_way_delay_s = 0.01
+Paths are relative to the file; flags beside it take precedence.";
 
 const ATTACK_EXAMPLES: &str = "\
 Examples:

@@ -55,7 +55,8 @@ fn a_killed_run_resumes_and_gives_the_same_bytes() {
     );
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(clean.join("results.json")).unwrap()).unwrap();
-    assert_eq!(json.as_array().unwrap().len(), 16);
+    assert_eq!(json["cells"].as_array().unwrap().len(), 16);
+    assert_eq!(json["rates"][0]["defended"].as_array().unwrap().len(), 4);
 
     // Interrupt a second run once its first cell is saved.
     let out = tmp.path().join("killed");
@@ -142,7 +143,8 @@ fn the_demo_needs_no_files_and_is_deterministic() {
     // The report is written beside the results, and `hush report` rebuilds the same bytes.
     let dir = tmp.path().join("a");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    assert_eq!(html.matches("<svg").count(), 2);
+    // Two scatters, and a rate plot per defense at least.
+    assert!(html.matches("<svg").count() >= 2 + 10);
     assert!(html.contains("tamaraw") && html.contains("Pareto"));
     let again = tmp.path().join("again.html");
     let o = hush()
@@ -162,4 +164,107 @@ fn the_demo_needs_no_files_and_is_deterministic() {
     assert_eq!(o.status.code(), Some(2), "a CSV is not a results.json");
     let o = hush().args(["demo", "--sessions", "0"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// Activity inference from the events folder: both built-in datasets, windows cut after
+/// defending the whole capture.
+#[test]
+fn the_events_folder_gives_two_activity_datasets() {
+    let Some(events) = hush_trace::data::shared_data("events") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let o = hush()
+        .args(["eval", "--data"])
+        .arg(&events)
+        .args([
+            "--defenses",
+            "none,pad-mtu",
+            "--attacks",
+            "flow-stats",
+            "-o",
+        ])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("pingpong-tplink: 24 windows"), "{err}");
+    let csv = std::fs::read_to_string(tmp.path().join("results.csv")).unwrap();
+    for ds in ["pingpong-tplink", "nku-xiaodu-plug"] {
+        let rows: Vec<&str> = csv.lines().filter(|l| l.starts_with(ds)).collect();
+        assert_eq!(rows.len(), 2 * 2, "{ds}: 2 defenses x 2 attackers\n{csv}");
+    }
+    // PingPong: 12 idle windows of 24, so a constant guess is right half the time; the
+    // undefended plug's ON and OFF are far easier.
+    let none = csv
+        .lines()
+        .find(|l| l.starts_with("pingpong-tplink,none,"))
+        .unwrap();
+    let f: Vec<&str> = none.split(',').collect();
+    let (acc, chance): (f64, f64) = (f[6].parse().unwrap(), f[9].parse().unwrap());
+    assert_eq!(chance, 0.5);
+    assert!(acc > chance, "{none}");
+}
+
+/// An experiment file: datasets, a sweep written both ways, flags beside it winning.
+#[test]
+fn an_experiment_file_with_sweeps() {
+    let Some((tmp, data)) = four_devices() else {
+        return;
+    };
+    let exp = tmp.path().join("bench.toml");
+    std::fs::write(
+        &exp,
+        format!(
+            "attacks = [\"flow-stats\"]\n\
+             defenses = [\"none\", \"pad-mtu:size_bytes=600|1448\"]\n\
+             out = \"res\"\n\
+             [[sweep]]\n\
+             defense = \"front\"\n\
+             max_records = [50, 200]\n\
+             [[dataset]]\n\
+             path = {:?}\n\
+             name = \"four\"\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let o = hush().arg("eval").arg(&exp).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(tmp.path().join("res/results.csv")).unwrap();
+    let defenses: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .step_by(2)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        defenses,
+        [
+            "none",
+            "pad-mtu:size_bytes=600",
+            "pad-mtu:size_bytes=1448",
+            "front:max_records=50",
+            "front:max_records=200"
+        ]
+    );
+    assert!(csv.lines().skip(1).all(|l| l.starts_with("four,")));
+    // A flag wins over the file.
+    let o = hush()
+        .arg("eval")
+        .arg(&exp)
+        .args(["--defenses", "none", "-o"])
+        .arg(tmp.path().join("flag"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(tmp.path().join("flag/results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2);
+    // A mistake in the file: exit 2, one line naming the file and the field.
+    std::fs::write(&exp, "attacks = [\"flow-stats\"]\nseed = [1]\n").unwrap();
+    let o = hush().arg("eval").arg(&exp).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bench.toml") && err.contains("seed"), "{err}");
 }

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod activity;
+pub mod experiment;
 pub mod home;
 pub mod matrix;
 pub mod report;

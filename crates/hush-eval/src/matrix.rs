@@ -64,15 +64,16 @@ pub struct Cell {
     pub attacker: String,
     /// The seed.
     pub seed: u64,
-    /// Window accuracy.
+    /// Accuracy per feature window (device datasets) or per event window, silent ones included
+    /// (activity datasets).
     pub accuracy: f64,
-    /// Window macro-F1.
+    /// Macro-F1, scored as `accuracy` is.
     pub macro_f1: f64,
     /// Capture accuracy (mean probability over a capture's windows).
     pub capture_accuracy: f64,
     /// Accuracy of always guessing the most common class.
     pub chance: f64,
-    /// Windows scored.
+    /// Examples scored (feature windows, or event windows).
     pub windows: u64,
     /// Bytes added, % of the original (all traces pooled).
     pub bytes_added_pct: f64,
@@ -89,7 +90,7 @@ pub struct Cell {
     /// The classes, in the confusion matrix's order (JSON only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
-    /// Window confusion matrix: `confusion[true][predicted]` counts (JSON only).
+    /// Confusion matrix, scored as `accuracy` is: `confusion[true][predicted]` counts (JSON only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub confusion: Vec<Vec<u64>>,
 }
@@ -198,7 +199,8 @@ pub struct RunStats {
 }
 
 impl RunStats {
-    fn add(&mut self, o: &RunStats) {
+    /// Add another run's counts and times.
+    pub fn add(&mut self, o: &RunStats) {
         self.computed += o.computed;
         self.cached += o.cached;
         self.defend_s += o.defend_s;
@@ -617,10 +619,14 @@ pub fn run(
             Ok(a)
         })
         .collect::<Result<_, EvalError>>()?;
+    // Activity rows are scored per event window, silent windows included (no traffic is an
+    // answer: nobody pressed anything); device rows per feature window, as the attacks' papers.
+    let per_capture = matches!(input, Input::Activity(_));
     let opts = |seed: u64, mode: Mode| EvalOptions {
         folds: m.folds,
         seed,
         mode,
+        score_silent: per_capture,
         ..EvalOptions::default()
     };
     // The non-adaptive attacker never sees defended traffic: one model per fold, trained once
@@ -694,6 +700,7 @@ pub fn run(
                     stats.features_s += r.timing.features_s;
                     stats.fit_s += r.timing.fit_s;
                     stats.predict_s += r.timing.predict_s;
+                    let scored = if per_capture { &r.capture } else { &r.window };
                     cells.push(Cell {
                         dataset: m.dataset.clone(),
                         defense: defense.clone(),
@@ -705,11 +712,11 @@ pub fn run(
                         }
                         .into(),
                         seed,
-                        accuracy: r.window.accuracy,
-                        macro_f1: r.window.macro_f1,
+                        accuracy: scored.accuracy,
+                        macro_f1: scored.macro_f1,
                         capture_accuracy: r.capture.accuracy,
-                        chance: r.window.chance_majority,
-                        windows: r.window.examples,
+                        chance: scored.chance_majority,
+                        windows: scored.examples,
                         bytes_added_pct: cost.bytes_added_pct,
                         added_bps: cost.added_bps,
                         added_bytes_per_day: cost.added_bytes_per_day,
@@ -717,7 +724,7 @@ pub fn run(
                         latency_p95_s: cost.p95_s,
                         latency_p99_s: cost.p99_s,
                         labels: r.labels.clone(),
-                        confusion: r.window.confusion.clone(),
+                        confusion: scored.confusion.clone(),
                     });
                 }
                 if let Some(c) = cache {

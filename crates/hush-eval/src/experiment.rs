@@ -1,0 +1,323 @@
+//! Experiment files: a bench run as TOML, datasets × defenses (with parameter sweeps) ×
+//! attacks × seeds.
+//!
+//! ```toml
+//! seeds = [0, 1]
+//! folds = 5
+//! attacks = ["flow-stats", "m-agg"]
+//! # A `|` in a parameter sweeps it: three Tamaraw settings.
+//! defenses = ["none", "front", "tamaraw:multiple_of=50|100|200"]
+//!
+//! # Sweeps as tables: every combination of the lists (four FRONT settings).
+//! [[sweep]]
+//! defense = "front"
+//! max_records = [100, 500]
+//! w_max_s = [4, 8]
+//!
+//! [[dataset]]                       # labelled captures, <label>/<capture files>
+//! path = "../shared/data/iot-sentinel"
+//! types = true
+//!
+//! [[dataset]]                       # activity: built-in layouts of the events folder
+//! path = "../shared/data/events"
+//!
+//! [[dataset]]                       # activity: any capture with labels
+//! kind = "activity"
+//! name = "my-plug"
+//! capture = "plug.pcap"
+//! labels = "plug.csv"
+//!
+//! [network]                         # the simulator's link (hush defend's options)
+//! one_way_delay_s = 0.01
+//! ```
+//!
+//! Relative paths are relative to the file.
+
+use std::path::{Path, PathBuf};
+
+use hush_defense::NetworkModel;
+use serde::Deserialize;
+
+use crate::EvalError;
+use crate::activity::ActivitySpec;
+
+/// A bench run as an experiment file describes it.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Datasets, in order.
+    #[serde(default, rename = "dataset")]
+    pub datasets: Vec<DatasetEntry>,
+    /// Defense specs; `|` between values sweeps a parameter.
+    #[serde(default)]
+    pub defenses: Vec<String>,
+    /// Sweeps written as tables.
+    #[serde(default, rename = "sweep")]
+    pub sweeps: Vec<Sweep>,
+    /// Attack names.
+    #[serde(default)]
+    pub attacks: Vec<String>,
+    /// Seeds.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+    /// Folds by capture.
+    #[serde(default)]
+    pub folds: Option<usize>,
+    /// Cap on neural attacks' epochs.
+    #[serde(default)]
+    pub epochs: Option<usize>,
+    /// Where results go.
+    #[serde(default)]
+    pub out: Option<PathBuf>,
+    /// The simulator's network.
+    #[serde(default)]
+    pub network: Option<NetworkModel>,
+}
+
+/// One dataset of an experiment.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum DatasetEntry {
+    /// A folder of `<label>/<captures>`, or an events folder with a built-in layout.
+    #[serde(rename = "captures")]
+    Captures(CapturesEntry),
+    /// One capture with event labels.
+    #[serde(rename = "activity")]
+    Activity(ActivitySpec),
+}
+
+/// A folder of labelled captures.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapturesEntry {
+    /// The folder.
+    pub path: PathBuf,
+    /// Its name in results (default: the folder's name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Merge IoT Sentinel's 31 devices into the paper's 27 types.
+    #[serde(default)]
+    pub types: bool,
+    /// The trace (or label) whose rate the report plots.
+    #[serde(default)]
+    pub rate_trace: Option<String>,
+}
+
+/// A sweep as a table: `defense` and, per parameter, the values to try.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Sweep {
+    /// The defense.
+    pub defense: String,
+    /// Parameter → values (numbers, strings or booleans).
+    #[serde(flatten)]
+    pub params: std::collections::BTreeMap<String, toml::Value>,
+}
+
+/// `[[dataset]]` without `kind` reads as captures (the serde tag needs one): add it.
+fn with_default_kinds(mut v: toml::Value) -> toml::Value {
+    if let Some(list) = v.get_mut("dataset").and_then(|d| d.as_array_mut()) {
+        for d in list {
+            if let Some(t) = d.as_table_mut() {
+                t.entry("kind")
+                    .or_insert_with(|| toml::Value::String("captures".into()));
+            }
+        }
+    }
+    v
+}
+
+impl Experiment {
+    /// Read an experiment file; relative paths become relative to its folder.
+    pub fn read(path: &Path) -> Result<Experiment, EvalError> {
+        let text = std::fs::read_to_string(path).map_err(|e| EvalError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        let mut e = Experiment::parse(&text)
+            .map_err(|msg| EvalError::Config(format!("{}: {msg}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        for d in &mut e.datasets {
+            match d {
+                DatasetEntry::Captures(c) => fix(&mut c.path),
+                DatasetEntry::Activity(a) => {
+                    fix(&mut a.capture);
+                    fix(&mut a.labels);
+                }
+            }
+        }
+        if let Some(o) = &mut e.out {
+            fix(o);
+        }
+        Ok(e)
+    }
+
+    /// Parse an experiment's text.
+    pub fn parse(text: &str) -> Result<Experiment, String> {
+        let v: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
+        with_default_kinds(v)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())
+    }
+
+    /// Every defense setting: the list with its `|` sweeps expanded, then the tables'.
+    pub fn defense_settings(&self) -> Result<Vec<String>, EvalError> {
+        let mut out = Vec::new();
+        for d in &self.defenses {
+            out.extend(expand_sweep(d)?);
+        }
+        for s in &self.sweeps {
+            let mut spec = s.defense.clone();
+            let mut sep = if spec.contains(':') { ';' } else { ':' };
+            for (k, v) in &s.params {
+                let values: Vec<String> = match v {
+                    toml::Value::Array(a) => a.iter().map(value_text).collect(),
+                    other => vec![value_text(other)],
+                };
+                if values.is_empty() {
+                    return Err(EvalError::Config(format!(
+                        "sweep of {}: {k} has no values",
+                        s.defense
+                    )));
+                }
+                spec.push(sep);
+                spec.push_str(&format!("{k}={}", values.join("|")));
+                sep = ';';
+            }
+            out.extend(expand_sweep(&spec)?);
+        }
+        Ok(out)
+    }
+}
+
+fn value_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `NAME:a=1|2;b=x|y` → every combination, the first parameter varying slowest:
+/// `NAME:a=1;b=x`, `NAME:a=1;b=y`, `NAME:a=2;b=x`, `NAME:a=2;b=y` (parameters split as
+/// `hush defend` splits them). A spec without `|` is itself.
+pub fn expand_sweep(spec: &str) -> Result<Vec<String>, EvalError> {
+    let Some((name, params)) = spec.split_once(':').filter(|_| spec.contains('|')) else {
+        return Ok(vec![spec.to_string()]);
+    };
+    let mut settings = vec![String::new()];
+    for p in hush_defense::catalog::split_params(params) {
+        let p = p.as_str();
+        let (k, vals) = p.split_once('=').ok_or_else(|| {
+            EvalError::Config(format!("defense {spec:?}: {p:?} is not key=value"))
+        })?;
+        let vals: Vec<&str> = vals.split('|').collect();
+        if vals.iter().any(|v| v.is_empty()) {
+            return Err(EvalError::Config(format!(
+                "defense {spec:?}: an empty value in {p:?}"
+            )));
+        }
+        settings = settings
+            .iter()
+            .flat_map(|s| {
+                vals.iter().map(move |v| {
+                    if s.is_empty() {
+                        format!("{k}={v}")
+                    } else {
+                        format!("{s};{k}={v}")
+                    }
+                })
+            })
+            .collect();
+    }
+    Ok(settings
+        .into_iter()
+        .map(|s| format!("{name}:{s}"))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweeps_expand_in_order() {
+        assert_eq!(expand_sweep("front").unwrap(), ["front"]);
+        assert_eq!(
+            expand_sweep("tamaraw:multiple_of=50|100,out_gap_s=0.02").unwrap(),
+            [
+                "tamaraw:multiple_of=50;out_gap_s=0.02",
+                "tamaraw:multiple_of=100;out_gap_s=0.02"
+            ]
+        );
+        // A comma inside a value stays in it.
+        assert_eq!(
+            expand_sweep("ilp-random:gap_s=uniform:0.2,0.4|constant:1;size_bytes=100").unwrap(),
+            [
+                "ilp-random:gap_s=uniform:0.2,0.4;size_bytes=100",
+                "ilp-random:gap_s=constant:1;size_bytes=100"
+            ]
+        );
+        assert_eq!(expand_sweep("x:a=1|2;b=3|4").unwrap().len(), 4);
+        assert_eq!(
+            expand_sweep("x:a=1").unwrap(),
+            ["x:a=1"],
+            "no sweep: as given"
+        );
+        assert!(expand_sweep("x:a=1||2").is_err());
+        assert!(expand_sweep("x:a|b").is_err());
+    }
+
+    #[test]
+    fn a_whole_file() {
+        let e = Experiment::parse(
+            r#"
+            seeds = [3]
+            attacks = ["flow-stats"]
+            defenses = ["none", "pad-mtu"]
+            [[sweep]]
+            defense = "front"
+            max_records = [100, 500]
+            [[dataset]]
+            path = "data/iot-sentinel"
+            types = true
+            [[dataset]]
+            kind = "activity"
+            name = "plug"
+            capture = "p.pcap"
+            labels = "p.csv"
+            cycle_labels = ["on", "off"]
+            [network]
+            one_way_delay_s = 0.02
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            e.defense_settings().unwrap(),
+            [
+                "none",
+                "pad-mtu",
+                "front:max_records=100",
+                "front:max_records=500"
+            ]
+        );
+        assert_eq!(e.datasets.len(), 2);
+        assert!(matches!(&e.datasets[0], DatasetEntry::Captures(c) if c.types));
+        assert!(
+            matches!(&e.datasets[1], DatasetEntry::Activity(a) if a.cycle_labels == ["on", "off"])
+        );
+        assert_eq!(e.network.unwrap().one_way_delay_s, 0.02);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let err = Experiment::parse("seeds = [0]\nattack = [\"x\"]\n").unwrap_err();
+        assert!(err.contains("attack"), "{err}");
+        let err =
+            Experiment::parse("[[dataset]]\nkind = \"activity\"\nname = \"x\"\n").unwrap_err();
+        assert!(err.contains("capture"), "{err}");
+    }
+}
