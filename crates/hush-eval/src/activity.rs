@@ -135,8 +135,10 @@ fn device_spec(d: &Option<String>) -> Result<DeviceSpec, EvalError> {
 impl ActivitySpec {
     /// Read the capture and labels and cut the windows.
     pub fn load(&self) -> Result<Activity, EvalError> {
-        if !(self.before_s >= 0.0 && self.after_s > 0.0 && self.guard_s >= 0.0)
-            || !(self.before_s + self.after_s).is_finite()
+        if !(self.before_s >= 0.0
+            && self.after_s > 0.0
+            && self.guard_s >= 0.0
+            && (self.before_s + self.after_s).is_finite())
         {
             return Err(EvalError::Config(format!(
                 "dataset {}: before_s must be ≥ 0, after_s > 0, guard_s ≥ 0",
@@ -378,11 +380,12 @@ mod tests {
             report: Default::default(),
         };
         for &s in times_s {
-            let mut p = Packet::default();
-            p.t_ns = (s * 1e9) as i64;
-            p.frame_len = 100;
-            p.dir = Direction::Outbound;
-            t.packets.push(p);
+            t.packets.push(Packet {
+                t_ns: (s * 1e9) as i64,
+                frame_len: 100,
+                dir: Direction::Outbound,
+                ..Packet::default()
+            });
         }
         t
     }

@@ -636,10 +636,8 @@ pub fn run(
         .flat_map(|ai| (0..m.seeds.len()).map(move |si| (ai, si)))
         .filter(|&(ai, si)| cached.iter().any(|d| d[si][ai].is_none()))
         .collect();
-    let naive: Vec<(
-        (usize, usize),
-        (Vec<hush_ml::ModelFile>, hush_attack::StageTiming),
-    )> = naive_jobs
+    type FoldModels = (Vec<hush_ml::ModelFile>, hush_attack::StageTiming);
+    let naive: Vec<((usize, usize), FoldModels)> = naive_jobs
         .par_iter()
         .map(|&(ai, si)| {
             let o = opts(m.seeds[si], Mode::NonAdaptive);
@@ -668,8 +666,8 @@ pub fn run(
             let mut stats = RunStats::default();
             let mut rows = Vec::new();
             let mut missing = Vec::new();
-            for ai in 0..m.attacks.len() {
-                match &cached[di][si][ai] {
+            for (ai, hit) in cached[di][si].iter().enumerate() {
+                match hit {
                     Some(cells) => {
                         stats.cached += 1;
                         rows.push((di, si, ai, cells.clone()));
@@ -685,14 +683,20 @@ pub fn run(
             let (defended, cost) = defend_all(&sources, &specs[di], seed, &m.network)?;
             let defended = examples(defended);
             stats.defend_s += t0.elapsed().as_secs_f64();
+            // A defense that changed nothing (none): the adaptive attacker trains on the very
+            // traffic the non-adaptive one did, so its models are those.
+            let unchanged = defended
+                .iter()
+                .zip(&ds.traces)
+                .all(|(d, t)| d.packets == t.trace.packets);
             for ai in missing {
                 let attack = &attacks[ai];
                 let mut cells = Vec::with_capacity(2);
                 for mode in [Mode::Adaptive, Mode::NonAdaptive] {
                     let o = EvalOptions {
                         models: match mode {
-                            Mode::Adaptive => None,
-                            Mode::NonAdaptive => naive_models(ai, si),
+                            Mode::Adaptive if !unchanged => None,
+                            _ => naive_models(ai, si),
                         },
                         ..opts(seed, mode)
                     };

@@ -92,6 +92,18 @@ fn cells_are_deterministic_cached_and_resumable() {
     .unwrap();
     assert_eq!(fresh.window.accuracy, ilp_n.accuracy);
     assert_eq!(fresh.window.confusion, ilp_n.confusion);
+    // Under `none` the adaptive attacker reuses those models: as a fresh undefended run.
+    let plain = hush_attack::evaluate(
+        &ds,
+        &hush_attack::Attack::by_name("flow-stats").unwrap(),
+        &hush_attack::EvalOptions {
+            folds: 5,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(plain.window.confusion, none.confusion);
+    assert_eq!(plain.window.accuracy, none.accuracy);
     let csv = to_csv(&cells);
     // Without the cache: the same bytes.
     let (again, _) = go(&ds, &m, None).unwrap();
