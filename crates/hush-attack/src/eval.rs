@@ -68,6 +68,9 @@ pub struct EvalOptions<'a> {
     /// common among training captures without packets (an attacker learns what silence means),
     /// else the training majority. For activity windows, where an empty window is an answer.
     pub score_silent: bool,
+    /// At most this many training rows per capture (evenly spaced over its windows); test rows
+    /// are never capped. `None`: all.
+    pub max_train_windows: Option<usize>,
 }
 
 impl Default for EvalOptions<'_> {
@@ -81,6 +84,7 @@ impl Default for EvalOptions<'_> {
             on_epoch: None,
             models: None,
             score_silent: false,
+            max_train_windows: None,
         }
     }
 }
@@ -462,7 +466,7 @@ fn fit_fold(
         })
         .collect();
     let t0 = std::time::Instant::now();
-    let (train, _) = attack.dataset(&items, &ds.labels)?;
+    let (train, _) = attack.dataset_capped(&items, &ds.labels, opts.max_train_windows)?;
     timing.features_s += t0.elapsed().as_secs_f64();
     if train.x.rows() == 0 {
         return Err(AttackError::Data(format!(

@@ -358,7 +358,33 @@ impl Attack {
         traces: &[(&Trace, u32, u32)],
         classes: &[String],
     ) -> Result<(MlDataset, Vec<usize>), AttackError> {
-        let rows: Vec<Vec<Vec<f32>>> = traces.par_iter().map(|(t, _, _)| self.windows(t)).collect();
+        self.dataset_capped(traces, classes, None)
+    }
+
+    /// [`Attack::dataset`] with at most `max_rows_per_trace` rows from each trace, evenly
+    /// spaced over its windows: for training sets, so a defense that multiplies a trace's
+    /// packets (and packet windows) does not multiply the training time with them.
+    pub fn dataset_capped(
+        &self,
+        traces: &[(&Trace, u32, u32)],
+        classes: &[String],
+        max_rows_per_trace: Option<usize>,
+    ) -> Result<(MlDataset, Vec<usize>), AttackError> {
+        let rows: Vec<Vec<Vec<f32>>> = traces
+            .par_iter()
+            .map(|(t, _, _)| {
+                let w = self.windows(t);
+                match max_rows_per_trace {
+                    Some(cap) if w.len() > cap => {
+                        // The middle of each of `cap` equal slices: deterministic, spread out.
+                        (0..cap)
+                            .map(|k| w[(2 * k + 1) * w.len() / (2 * cap)].clone())
+                            .collect()
+                    }
+                    _ => w,
+                }
+            })
+            .collect();
         let mut data = Vec::new();
         let (mut y, mut groups, mut origin) = (Vec::new(), Vec::new(), Vec::new());
         for (i, (r, (_, label, group))) in rows.iter().zip(traces).enumerate() {

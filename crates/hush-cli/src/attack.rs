@@ -861,6 +861,7 @@ fn eval(a: &EvalArgs) -> Result<()> {
                 .map(|_| &on_epoch as hush_attack::eval::EpochFn<'_>),
             models: None,
             score_silent: false,
+            max_train_windows: None,
         };
         let r = evaluate(&ds, &attack, &opts).map_err(|e| match e {
             hush_attack::AttackError::Data(m) => {

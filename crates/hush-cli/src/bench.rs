@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// Cap on neural attacks' epochs.
     #[arg(long, value_name = "N")]
     pub epochs: Option<usize>,
+    /// At most N training windows per capture, evenly spaced (test windows are never capped):
+    /// bounds the packet-window attacks' training time under defenses that multiply packets.
+    #[arg(long, value_name = "N")]
+    pub max_train_windows: Option<usize>,
     /// The trace (file path as read, or a label) whose rate the report plots per defense.
     #[arg(long, value_name = "NAME")]
     pub rate_trace: Option<String>,
@@ -110,6 +114,7 @@ pub fn run_demo(a: &DemoArgs) -> Result<()> {
         network: hush_defense::NetworkModel::default(),
         // Datta et al.'s Figure 2: the sleep monitor.
         rate_trace: Some("sleep-monitor".into()),
+        max_train_windows: None,
     };
     let load_s = started.elapsed().as_secs_f64();
     run_matrices(
@@ -145,7 +150,13 @@ pub fn run_report(a: &ReportArgs) -> Result<()> {
     if cells.is_empty() {
         return Err(BadInput(format!("{}: no rows", a.results.display())).into());
     }
-    let title = format!("hush: {}", cells[0].dataset);
+    let mut names: Vec<&str> = Vec::new();
+    for c in cells {
+        if !names.contains(&c.dataset.as_str()) {
+            names.push(&c.dataset);
+        }
+    }
+    let title = format!("hush: {}", names.join(", "));
     let html = hush_eval::report::render(&results, &title)?;
     let out = a
         .out
@@ -260,6 +271,7 @@ pub fn run_bench(a: &BenchArgs) -> Result<()> {
         max_epochs: a.epochs.or(exp.epochs),
         network: exp.network.clone().unwrap_or_default(),
         rate_trace: None,
+        max_train_windows: a.max_train_windows.or(exp.max_train_windows),
     };
     template.validate().map_err(bad)?;
     let out = a

@@ -66,6 +66,9 @@ pub struct Experiment {
     /// Cap on neural attacks' epochs.
     #[serde(default)]
     pub epochs: Option<usize>,
+    /// At most this many training windows per capture.
+    #[serde(default)]
+    pub max_train_windows: Option<usize>,
     /// Where results go.
     #[serde(default)]
     pub out: Option<PathBuf>,

@@ -37,6 +37,9 @@ pub struct Matrix {
     /// The trace whose traffic rate the report plots before and after each defense: a trace
     /// name or a label (its first trace). `None`: the dataset's first trace.
     pub rate_trace: Option<String>,
+    /// At most this many training windows per capture (test windows are never capped): bounds
+    /// the training time of the packet-window attacks under defenses that multiply packets.
+    pub max_train_windows: Option<usize>,
 }
 
 /// What the matrix attacks.
@@ -298,6 +301,11 @@ fn cell_key(data_hash: u64, m: &Matrix, defense: &str, attack: &str, seed: u64) 
         .bytes(&(m.folds as u64).to_le_bytes())
         // The epoch cap changes neural attacks only; forests stay cached across it.
         .bytes(&epochs_of(m, attack).to_le_bytes())
+        .bytes(
+            &m.max_train_windows
+                .map_or(u64::MAX, |n| n as u64)
+                .to_le_bytes(),
+        )
         .str(&format!("{:?}", m.network));
     format!("{:016x}", h.0)
 }
@@ -627,6 +635,7 @@ pub fn run(
         seed,
         mode,
         score_silent: per_capture,
+        max_train_windows: m.max_train_windows,
         ..EvalOptions::default()
     };
     // The non-adaptive attacker never sees defended traffic: one model per fold, trained once

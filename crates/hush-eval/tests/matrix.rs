@@ -27,6 +27,7 @@ fn matrix(defenses: &[&str]) -> Matrix {
         max_epochs: None,
         network: Default::default(),
         rate_trace: None,
+        max_train_windows: None,
     }
 }
 
