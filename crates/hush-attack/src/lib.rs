@@ -588,3 +588,39 @@ fn validation_split(data: &MlDataset, share: f64, seed: u64) -> (Vec<usize>, Vec
     }
     (0..data.y.len()).partition(|&r| !held.contains(&data.groups[r]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hush_trace::{Direction, Packet};
+
+    #[test]
+    fn capped_datasets_keep_evenly_spaced_windows() {
+        // 200 packets: ten windows of 20, told apart by their first packet's size.
+        let t = Trace {
+            name: "t".into(),
+            packets: (0..200u32)
+                .map(|i| Packet {
+                    t_ns: i64::from(i) * 1_000_000,
+                    frame_len: 100 + i,
+                    dir: Direction::Outbound,
+                    ..Packet::default()
+                })
+                .collect(),
+            endpoints: Vec::new(),
+            report: Default::default(),
+        };
+        let a = Attack::by_name("packet-lstm").unwrap();
+        let classes = vec!["x".to_string()];
+        let (all, _) = a.dataset(&[(&t, 0, 0)], &classes).unwrap();
+        assert_eq!(all.x.rows(), 10);
+        let (three, origin) = a.dataset_capped(&[(&t, 0, 0)], &classes, Some(3)).unwrap();
+        assert_eq!(origin, [0, 0, 0]);
+        // The middles of three equal slices of ten: windows 1, 5 and 8.
+        let first = |d: &MlDataset, r: usize| d.x.row(r)[0];
+        let firsts: Vec<f32> = (0..3).map(|r| first(&three, r)).collect();
+        assert_eq!(firsts, [120.0, 200.0, 260.0]);
+        let (same, _) = a.dataset_capped(&[(&t, 0, 0)], &classes, Some(50)).unwrap();
+        assert_eq!(same.x, all.x, "a cap above the count changes nothing");
+    }
+}

@@ -237,13 +237,21 @@ impl ActivitySpec {
         } else {
             vec![(t0, t1)]
         };
+        // Idle windows start on whole seconds, as event windows do (labels have 1 s
+        // resolution): a window's phase against a constant-rate schedule must not tell the two
+        // apart.
+        const SECOND: i64 = 1_000_000_000;
+        let step = (len + SECOND - 1) / SECOND * SECOND;
         for (a, b) in spans {
-            let mut s = a;
+            let mut s = a.div_euclid(SECOND) * SECOND;
+            if s < a {
+                s += SECOND;
+            }
             while s + len <= b {
                 if free(s) {
                     candidates.push(s);
                 }
-                s += len;
+                s += step;
             }
         }
         let want = self
@@ -464,6 +472,10 @@ mod tests {
         let idle: Vec<&Window> = a.windows.iter().filter(|w| w.label == IDLE).collect();
         assert_eq!(idle.len(), 3);
         assert!(idle.iter().all(|w| w.end_ns <= 200_000_000_000));
+        // A capture that starts mid-second: idle windows still start on whole seconds.
+        let t = trace(&(0..300).map(|i| f64::from(i) + 0.3).collect::<Vec<_>>());
+        let a = spec().cut(t, &[ev(100.0, 100.0, "on")], 300_000_000, 299_300_000_000);
+        assert!(a.windows.iter().all(|w| w.start_ns % 1_000_000_000 == 0));
         assert_eq!(a.labels, ["idle", "on"]);
     }
 }
