@@ -29,8 +29,7 @@ pub mod signatures;
 
 use hush_ml::neural::{self, Architecture, EpochReport, SeqData, TrainConfig};
 use hush_ml::{
-    Dataset as MlDataset, ForestParams, Matrix, MlError, Model, ModelFile, ModelHeader,
-    RandomForest,
+    Dataset as MlDataset, ForestParams, Matrix, MlError, Model, ModelHeader, RandomForest,
 };
 use hush_trace::Trace;
 use rayon::prelude::*;
@@ -39,6 +38,8 @@ use serde::Serialize;
 pub use eval::{
     ClassMetrics, EvalOptions, EvalReport, Metrics, Mode, Split, StageTiming, evaluate,
 };
+/// A trained attack's model file (hush-ml's format), as [`Attack::fit`] returns it.
+pub use hush_ml::ModelFile;
 
 /// Errors of the attacks.
 #[derive(Debug, thiserror::Error)]

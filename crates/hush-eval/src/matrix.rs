@@ -645,7 +645,7 @@ pub fn run(
         .flat_map(|ai| (0..m.seeds.len()).map(move |si| (ai, si)))
         .filter(|&(ai, si)| cached.iter().any(|d| d[si][ai].is_none()))
         .collect();
-    type FoldModels = (Vec<hush_ml::ModelFile>, hush_attack::StageTiming);
+    type FoldModels = (Vec<hush_attack::ModelFile>, hush_attack::StageTiming);
     let naive: Vec<((usize, usize), FoldModels)> = naive_jobs
         .par_iter()
         .map(|&(ai, si)| {
