@@ -33,10 +33,15 @@ pub struct FrontierPoint {
     pub latency_p95_s: f64,
     /// Best adaptive accuracy over the attacks (and seeds' mean).
     pub adaptive_accuracy: f64,
+    /// The attack that reached it.
+    pub adaptive_attack: String,
     /// Best non-adaptive accuracy.
     pub naive_accuracy: f64,
-    /// Majority-class chance.
+    /// Majority-class chance of that attack's rows (defenses change how many windows there
+    /// are, and so the chance).
     pub chance: f64,
+    /// Bytes added per second of original traffic.
+    pub added_bps: f64,
     /// On the Pareto front: no other setting costs no more bytes and leaks no more.
     pub pareto: bool,
 }
@@ -49,38 +54,47 @@ pub fn frontier(cells: &[Cell]) -> Vec<FrontierPoint> {
             defenses.push(&c.defense);
         }
     }
-    let mean_best = |mine: &[&Cell], who: &str| -> f64 {
-        // Per attack, the mean over seeds; then the best attack.
+    // Per attack, the mean over seeds; then the best attack: (accuracy, attack, chance).
+    let mean_best = |mine: &[&Cell], who: &str| -> (f64, String, f64) {
         let mut attacks: Vec<&str> = Vec::new();
         for c in mine.iter().filter(|c| c.attacker == who) {
             if !attacks.contains(&c.attack.as_str()) {
                 attacks.push(&c.attack);
             }
         }
-        attacks
-            .iter()
-            .map(|a| {
-                let v: Vec<f64> = mine
-                    .iter()
-                    .filter(|c| c.attacker == who && c.attack == *a)
-                    .map(|c| c.accuracy)
-                    .collect();
-                v.iter().sum::<f64>() / v.len().max(1) as f64
-            })
-            .fold(0.0, f64::max)
+        let mut best = (0.0, String::new(), 0.0);
+        for a in attacks {
+            let v: Vec<&&Cell> = mine
+                .iter()
+                .filter(|c| c.attacker == who && c.attack == a)
+                .collect();
+            let n = v.len().max(1) as f64;
+            let acc = v.iter().map(|c| c.accuracy).sum::<f64>() / n;
+            if acc > best.0 || best.1.is_empty() {
+                best = (
+                    acc,
+                    a.to_string(),
+                    v.iter().map(|c| c.chance).sum::<f64>() / n,
+                );
+            }
+        }
+        best
     };
     let mut pts: Vec<FrontierPoint> = defenses
         .iter()
         .map(|d| {
             let mine: Vec<&Cell> = cells.iter().filter(|c| c.defense == *d).collect();
             let n = mine.len().max(1) as f64;
+            let (adaptive_accuracy, adaptive_attack, chance) = mean_best(&mine, "adaptive");
             FrontierPoint {
                 defense: d.to_string(),
                 bytes_added_pct: mine.iter().map(|c| c.bytes_added_pct).sum::<f64>() / n,
                 latency_p95_s: mine.iter().map(|c| c.latency_p95_s).sum::<f64>() / n,
-                adaptive_accuracy: mean_best(&mine, "adaptive"),
-                naive_accuracy: mean_best(&mine, "non-adaptive"),
-                chance: mine.iter().map(|c| c.chance).fold(0.0, f64::max),
+                adaptive_accuracy,
+                adaptive_attack,
+                naive_accuracy: mean_best(&mine, "non-adaptive").0,
+                chance,
+                added_bps: mine.iter().map(|c| c.added_bps).sum::<f64>() / n,
                 pareto: false,
             }
         })
