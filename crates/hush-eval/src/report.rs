@@ -653,16 +653,19 @@ fn section(
         ));
         h.push_str(
             "<h3>Frontier</h3>\n<table><tr><th>defense</th><th>adaptive</th><th>non-adaptive</th>\
-             <th>chance</th><th>bytes added %</th><th>delay p95 s</th><th>Pareto</th></tr>\n",
+             <th>chance</th><th>best adaptive attack</th><th>bytes added %</th><th>B/s added</th>\
+             <th>delay p95 s</th><th>Pareto</th></tr>\n",
         );
         for p in &pts {
             h.push_str(&format!(
-                "<tr{cls}><td>{}</td><td>{:.1}%</td><td>{:.1}%</td><td>{:.1}%</td><td>{:.1}</td><td>{:.3}</td><td>{}</td></tr>\n",
+                "<tr{cls}><td>{}</td><td>{:.1}%</td><td>{:.1}%</td><td>{:.1}%</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.3}</td><td>{}</td></tr>\n",
                 esc(&p.defense),
                 100.0 * p.adaptive_accuracy,
                 100.0 * p.naive_accuracy,
                 100.0 * p.chance,
+                esc(&p.adaptive_attack),
                 p.bytes_added_pct,
+                p.added_bps,
                 p.latency_p95_s,
                 if p.pareto { "yes" } else { "" },
                 cls = if p.pareto { " class=\"pareto\"" } else { "" }
