@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 DATA=${HUSH_DATA:-../shared/data}/iot-sentinel
 EPOCHS=${EPOCHS:-5}
 MAX_TRAIN_WINDOWS=${MAX_TRAIN_WINDOWS:-32}
-OUT=bench/runs/$(date +%F)-2core-epyc
+OUT=${OUT:-bench/runs/$(date +%F)-2core-epyc}
 RES=$(mktemp -d)
 trap 'rm -rf "$RES"' EXIT
 mkdir -p "$OUT"

@@ -186,7 +186,18 @@ impl Stack {
         total
     }
 
+    /// [`Stack::forward_chunk_any`], compiled for the widest vector unit the CPU has.
     fn forward_chunk(&self, x: &[f32], rows: usize, steps: usize) -> (Vec<f32>, Tape) {
+        pulp::Arch::new().dispatch(ForwardChunk {
+            stack: self,
+            x,
+            rows,
+            steps,
+        })
+    }
+
+    #[inline(always)]
+    fn forward_chunk_any(&self, x: &[f32], rows: usize, steps: usize) -> (Vec<f32>, Tape) {
         let h = self.hidden;
         let width = self.dirs * h;
         let mut layers: Vec<LayerTape> = Vec::with_capacity(self.layers.len());
@@ -224,7 +235,25 @@ impl Stack {
         (result, Tape { rows, layers })
     }
 
+    /// [`Stack::backward_chunk_any`], compiled for the widest vector unit the CPU has.
     fn backward_chunk(
+        &self,
+        tape: &Tape,
+        x: &[f32],
+        steps: usize,
+        d_result: &[f32],
+    ) -> Vec<Vec<DirParams>> {
+        pulp::Arch::new().dispatch(BackwardChunk {
+            stack: self,
+            tape,
+            x,
+            steps,
+            d_result,
+        })
+    }
+
+    #[inline(always)]
+    fn backward_chunk_any(
         &self,
         tape: &Tape,
         x: &[f32],
@@ -279,33 +308,122 @@ impl Stack {
     }
 }
 
-/// `c (m × n) += a (m × k) · b (k × n)`, row-major.
+// The kernels run under `pulp::Arch::dispatch`, which compiles them (everything they inline) for
+// each vector unit and picks the CPU's at run time: on x86-64 AVX2 does twice SSE2's lanes per
+// instruction. They only use separate multiplies and adds (never fused), each element's in the
+// same order, so every vector width gives the same bits and a model's bytes do not depend on the
+// CPU. Hence `#[inline(always)]` down to the innermost loop.
+
+struct ForwardChunk<'a> {
+    stack: &'a Stack,
+    x: &'a [f32],
+    rows: usize,
+    steps: usize,
+}
+
+impl pulp::WithSimd for ForwardChunk<'_> {
+    type Output = (Vec<f32>, Tape);
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> Self::Output {
+        self.stack.forward_chunk_any(self.x, self.rows, self.steps)
+    }
+}
+
+struct BackwardChunk<'a> {
+    stack: &'a Stack,
+    tape: &'a Tape,
+    x: &'a [f32],
+    steps: usize,
+    d_result: &'a [f32],
+}
+
+impl pulp::WithSimd for BackwardChunk<'_> {
+    type Output = Vec<Vec<DirParams>>;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> Self::Output {
+        self.stack
+            .backward_chunk_any(self.tape, self.x, self.steps, self.d_result)
+    }
+}
+
+/// Columns of `c` that the products below keep in registers while they run over `k` (eight AVX2
+/// registers). Tiling changes which loads and stores happen, never the order in which an element
+/// of `c` adds its terms, so the results are the same bits as the plain triple loop.
+const TILE: usize = 64;
+
+/// Rows of `a` and `b` that [`gemm_at_b_acc`] takes at a time, so that they stay in L1 while
+/// every tile of `c` passes over them.
+const ROW_BLOCK: usize = 16;
+
+/// `c (m × n) += a (m × k) · b (k × n)`, row-major; each element adds its `k` terms in order.
+#[inline(always)]
 fn gemm_acc(a: &[f32], m: usize, k: usize, b: &[f32], n: usize, c: &mut [f32]) {
+    let tiled = n - n % TILE;
     for i in 0..m {
+        let ai = &a[i * k..(i + 1) * k];
         let ci = &mut c[i * n..(i + 1) * n];
-        for (p, &av) in a[i * k..(i + 1) * k].iter().enumerate() {
-            let bp = &b[p * n..(p + 1) * n];
-            for (cv, &bv) in ci.iter_mut().zip(bp) {
-                *cv += av * bv;
+        for j0 in (0..tiled).step_by(TILE) {
+            let mut acc = [0f32; TILE];
+            acc.copy_from_slice(&ci[j0..j0 + TILE]);
+            for (p, &av) in ai.iter().enumerate() {
+                let bp = &b[p * n + j0..p * n + j0 + TILE];
+                for (x, &y) in acc.iter_mut().zip(bp) {
+                    *x += av * y;
+                }
+            }
+            ci[j0..j0 + TILE].copy_from_slice(&acc);
+        }
+        if tiled < n {
+            let rest = &mut ci[tiled..];
+            for (p, &av) in ai.iter().enumerate() {
+                let bp = &b[p * n + tiled..(p + 1) * n];
+                for (cv, &bv) in rest.iter_mut().zip(bp) {
+                    *cv += av * bv;
+                }
             }
         }
     }
 }
 
-/// `c (k × n) += aᵀ · b`, with `a` `m × k` and `b` `m × n`.
+/// `c (k × n) += aᵀ · b`, with `a` `m × k` and `b` `m × n`; each element adds its `m` terms in
+/// order (row 0 of `a` and `b` first).
+#[inline(always)]
 fn gemm_at_b_acc(a: &[f32], m: usize, k: usize, b: &[f32], n: usize, c: &mut [f32]) {
-    for i in 0..m {
-        let bi = &b[i * n..(i + 1) * n];
-        for (p, &av) in a[i * k..(i + 1) * k].iter().enumerate() {
+    let tiled = n - n % TILE;
+    for i0 in (0..m).step_by(ROW_BLOCK) {
+        let i1 = (i0 + ROW_BLOCK).min(m);
+        for p in 0..k {
             let cp = &mut c[p * n..(p + 1) * n];
-            for (cv, &bv) in cp.iter_mut().zip(bi) {
-                *cv += av * bv;
+            for j0 in (0..tiled).step_by(TILE) {
+                let mut acc = [0f32; TILE];
+                acc.copy_from_slice(&cp[j0..j0 + TILE]);
+                for i in i0..i1 {
+                    let av = a[i * k + p];
+                    let bi = &b[i * n + j0..i * n + j0 + TILE];
+                    for (x, &y) in acc.iter_mut().zip(bi) {
+                        *x += av * y;
+                    }
+                }
+                cp[j0..j0 + TILE].copy_from_slice(&acc);
+            }
+            if tiled < n {
+                let rest = &mut cp[tiled..];
+                for i in i0..i1 {
+                    let av = a[i * k + p];
+                    let bi = &b[i * n + tiled..(i + 1) * n];
+                    for (cv, &bv) in rest.iter_mut().zip(bi) {
+                        *cv += av * bv;
+                    }
+                }
             }
         }
     }
 }
 
 /// The transpose of a `rows × cols` matrix.
+#[inline(always)]
 fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0f32; a.len()];
     for i in 0..rows {
@@ -356,6 +474,7 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
 /// One direction of one layer, forward: writes `h` into `out` (`rows × T × width`, at column
 /// `off`), returns the gate activations and the cell state (LSTM) or recurrent candidate (GRU).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn dir_forward(
     cell: Cell,
     h: usize,
@@ -436,6 +555,7 @@ fn dir_forward(
 /// One direction of one layer, backward: adds this direction's weight gradients to `g` and,
 /// when asked, the gradient with respect to the layer's input to `d_in`.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn dir_backward(
     cell: Cell,
     h: usize,
@@ -462,6 +582,8 @@ fn dir_backward(
     let mut dh_next = vec![0f32; h];
     let mut dc_next = vec![0f32; h];
     let zeros = vec![0f32; h];
+    let mut pair_h = Vec::with_capacity(rows * steps * h);
+    let mut pair_d = Vec::with_capacity(rows * steps * gh);
     for r in 0..rows {
         dh_next.fill(0.0);
         dc_next.fill(0.0);
@@ -518,11 +640,23 @@ fn dir_backward(
                 *b += v;
             }
             if prev.is_some() {
-                gemm_at_b_acc(h_prev, 1, h, &dhp, gh, &mut g.w_hh);
+                // The recurrent weights' gradient sums these outer products in this order; one
+                // product over all of them at the end (same order) reads `g.w_hh` once, not
+                // once per step.
+                pair_h.extend_from_slice(h_prev);
+                pair_d.extend_from_slice(&dhp);
                 gemm_acc(&dhp, 1, gh, &w_hh_t, h, &mut dh_next);
             }
         }
     }
+    gemm_at_b_acc(
+        &pair_h,
+        pair_h.len() / h.max(1),
+        h,
+        &pair_d,
+        gh,
+        &mut g.w_hh,
+    );
     for dxr in dx.chunks_exact(gh) {
         for (b, &v) in g.b_ih.iter_mut().zip(dxr) {
             *b += v;
@@ -565,6 +699,48 @@ mod tests {
             hidden,
             dirs,
             layers,
+        }
+    }
+
+    /// The tiled products give the plain triple loops' bits, on sizes across the tile and
+    /// row-block edges.
+    #[test]
+    fn tiled_products_are_the_plain_loops_bit_for_bit() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        let mut v =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+        for (m, k, n) in [
+            (1, 64, 256),
+            (37, 5, 130),
+            (3, 256, 64),
+            (2, 7, 8),
+            (17, 3, 63),
+        ] {
+            let (a, b, c0) = (v(m * k), v(k * n), v(m * n));
+            let mut plain = c0.clone();
+            for i in 0..m {
+                for p in 0..k {
+                    for j in 0..n {
+                        plain[i * n + j] += a[i * k + p] * b[p * n + j];
+                    }
+                }
+            }
+            let mut tiled = c0;
+            gemm_acc(&a, m, k, &b, n, &mut tiled);
+            assert_eq!(plain, tiled, "gemm_acc {m}x{k}x{n}");
+
+            let (a, b, c0) = (v(m * k), v(m * n), v(k * n));
+            let mut plain = c0.clone();
+            for i in 0..m {
+                for p in 0..k {
+                    for j in 0..n {
+                        plain[p * n + j] += a[i * k + p] * b[i * n + j];
+                    }
+                }
+            }
+            let mut tiled = c0;
+            gemm_at_b_acc(&a, m, k, &b, n, &mut tiled);
+            assert_eq!(plain, tiled, "gemm_at_b_acc {m}x{k}x{n}");
         }
     }
 
