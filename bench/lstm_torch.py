@@ -5,7 +5,10 @@ Dense(128, tanh) -> Dropout(0.2) -> Dense(classes); Adam lr 1e-3, cross-entropy,
 a fresh shuffle each epoch, then 256 validation windows scored (as hush does). The data are the same shapes as lstm_bench's (not the same values:
 the time of an epoch does not depend on them). Prints one JSON line per epoch.
 
-usage: lstm_torch.py WINDOWS STEPS FEATURES CLASSES EPOCHS THREADS
+With ARCH packet-lstm (7th argument): hush's packet-metadata attack, LSTM(64) last state ->
+Dense(64, tanh) -> Dropout(0.2) -> Dense(classes), no extra scalar.
+
+usage: lstm_torch.py WINDOWS STEPS FEATURES CLASSES EPOCHS THREADS [m-seq|packet-lstm]
 """
 
 import json
@@ -32,8 +35,22 @@ class MSeq(nn.Module):
         return self.out(self.drop(torch.tanh(self.dense(last))))
 
 
+class PacketLstm(nn.Module):
+    def __init__(self, features, hidden, dense, classes):
+        super().__init__()
+        self.l1 = nn.LSTM(features, hidden, batch_first=True)
+        self.dense = nn.Linear(hidden, dense)
+        self.drop = nn.Dropout(0.2)
+        self.out = nn.Linear(dense, classes)
+
+    def forward(self, x, extra):
+        _, (h, _) = self.l1(x)
+        return self.out(self.drop(torch.tanh(self.dense(h[0]))))
+
+
 def main():
     n, steps, features, classes, epochs, threads = map(int, sys.argv[1:7])
+    arch = sys.argv[7] if len(sys.argv) > 7 else "m-seq"
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     y = torch.randint(0, classes, (n,))
@@ -42,7 +59,10 @@ def main():
     vy = torch.randint(0, classes, (256,))
     vx = torch.randn(256, steps, features) + vy.view(256, 1, 1).float() / classes
     vextra = torch.randn(256, 1)
-    model = MSeq(features, 1, 8, 128, classes)
+    if arch == "packet-lstm":
+        model = PacketLstm(features, 64, 64, classes)
+    else:
+        model = MSeq(features, 1, 8, 128, classes)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     batch = 128
@@ -66,6 +86,7 @@ def main():
             json.dumps(
                 {
                     "tool": f"pytorch {torch.__version__}",
+                    "arch": arch,
                     "threads": threads,
                     "epoch": epoch,
                     "seconds": seconds,
