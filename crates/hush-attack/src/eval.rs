@@ -307,7 +307,6 @@ pub fn evaluate_defended(
             folds.len()
         )));
     }
-    let label_of = |l: &str| ds.labels.iter().position(|x| x == l).unwrap_or(0) as u32;
     let test_trace = |i: usize| -> &Trace {
         match defended {
             Some(d) => &d[i],
@@ -336,7 +335,7 @@ pub fn evaluate_defended(
         let items = fold
             .test
             .iter()
-            .map(|&i| (test_trace(i), label_of(&ds.traces[i].label), i as u32))
+            .map(|&i| (test_trace(i), class_of(ds, i) as u32, i as u32))
             .collect::<Vec<_>>();
         let t0 = std::time::Instant::now();
         let (test, origin) = attack.dataset(&items, &ds.labels)?;
@@ -371,7 +370,7 @@ pub fn evaluate_defended(
                 without_rows += 1;
                 if opts.score_silent {
                     let guess = silent_guess(ds, &fold.train, train_traces);
-                    capture_pairs.push((label_of(&ds.traces[i].label), guess));
+                    capture_pairs.push((class_of(ds, i) as u32, guess));
                 }
                 continue;
             }
@@ -381,7 +380,7 @@ pub fn evaluate_defended(
                     *a += b;
                 }
             }
-            capture_pairs.push((label_of(&ds.traces[i].label), argmax(&m)));
+            capture_pairs.push((class_of(ds, i) as u32, argmax(&m)));
         }
     }
     Ok(EvalReport {
@@ -404,12 +403,11 @@ pub fn evaluate_defended(
 /// captures without packets, else among all training captures (ties: the first label).
 fn silent_guess(ds: &Dataset, train: &[usize], train_traces: Option<&[Trace]>) -> u32 {
     let trace = |i: usize| train_traces.map_or(&ds.traces[i].trace, |d| &d[i]);
-    let label_of = |l: &str| ds.labels.iter().position(|x| x == l).unwrap_or(0);
     let count = |only_empty: bool| {
         let mut n = vec![0usize; ds.labels.len()];
         for &i in train {
             if !only_empty || trace(i).packets.is_empty() {
-                n[label_of(&ds.traces[i].label)] += 1;
+                n[class_of(ds, i)] += 1;
             }
         }
         n
@@ -456,13 +454,12 @@ fn fit_fold(
     train_traces: Option<&[Trace]>,
     timing: &mut StageTiming,
 ) -> Result<ModelFile, AttackError> {
-    let label_of = |l: &str| ds.labels.iter().position(|x| x == l).unwrap_or(0) as u32;
     let items: Vec<(&Trace, u32, u32)> = fold
         .train
         .iter()
         .map(|&i| {
             let t = train_traces.map_or(&ds.traces[i].trace, |d| &d[i]);
-            (t, label_of(&ds.traces[i].label), i as u32)
+            (t, class_of(ds, i) as u32, i as u32)
         })
         .collect();
     let t0 = std::time::Instant::now();
@@ -505,6 +502,15 @@ pub fn fit_folds(
         .map(|(f, fold)| fit_fold(ds, attack, opts, f, fold, train_traces, &mut timing))
         .collect::<Result<_, _>>()?;
     Ok((models, timing))
+}
+
+/// Class of trace `i`: its label's index in `ds.labels`, which holds every trace's label (a
+/// dataset builds it from them).
+fn class_of(ds: &Dataset, i: usize) -> usize {
+    ds.labels
+        .iter()
+        .position(|l| *l == ds.traces[i].label)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

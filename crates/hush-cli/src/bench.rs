@@ -1,5 +1,5 @@
-//! `hush eval`: the bench. Every defense × attack × seed over a dataset, adaptive and
-//! non-adaptive attackers, privacy next to cost, cached so a killed run resumes.
+//! `hush eval`: the bench. Every defense × attack × seed over one or more datasets, adaptive
+//! and non-adaptive attackers, privacy next to cost, cached so a killed run resumes.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -62,7 +62,8 @@ pub struct BenchArgs {
     /// Recompute every cell (the cache is still written).
     #[arg(long)]
     pub no_cache: bool,
-    /// Print the rows as JSON instead of the table.
+    /// Print the results as JSON instead of the table (results.json's content: its `cells`
+    /// are the rows).
     #[arg(long)]
     pub json: bool,
 }
@@ -79,10 +80,11 @@ pub struct DemoArgs {
     /// Length of each session, seconds.
     #[arg(long, default_value_t = 1800.0, value_name = "S")]
     pub duration_s: f64,
-    /// Where results.csv, results.json and the cell cache go.
+    /// Where results.csv, results.json, report.html, timing.json and the cell cache go.
     #[arg(long, short, value_name = "DIR", default_value = "hush-demo")]
     pub out: PathBuf,
-    /// Print the rows as JSON instead of the table.
+    /// Print the results as JSON instead of the table (results.json's content: its `cells`
+    /// are the rows).
     #[arg(long)]
     pub json: bool,
 }
@@ -343,7 +345,8 @@ pub fn run_bench(a: &BenchArgs) -> Result<()> {
         };
         let m = Matrix {
             dataset: name,
-            rate_trace: rate_trace.or_else(|| a.rate_trace.clone()),
+            // The flag beside an experiment file wins, as every other flag does.
+            rate_trace: a.rate_trace.clone().or(rate_trace),
             folds: folds.unwrap_or(template.folds),
             ..template.clone()
         };

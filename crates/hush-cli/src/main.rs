@@ -46,8 +46,9 @@ enum Command {
     /// Terminate devices' shaped tunnels and connect their streams to the real servers.
     #[command(after_help = GATEWAY_EXAMPLES)]
     Gateway(net::GatewayArgs),
-    /// The bench: every defense x attack x seed over a dataset, adaptive and naive attackers,
-    /// privacy next to cost; results as CSV and JSON, cached so a killed run resumes.
+    /// The bench: every defense x attack x seed over one or more datasets, adaptive and naive
+    /// attackers, privacy next to cost; results as CSV and JSON, an HTML report, cached so a
+    /// killed run resumes.
     #[command(after_help = EVAL_EXAMPLES)]
     Eval(bench::BenchArgs),
     /// The bench on a built-in simulated smart home (sleep monitor, camera, plug, bulb, hub):
@@ -77,6 +78,10 @@ defended traffic. Activity datasets are whole captures, defended whole, then cut
 around each labelled event and idle windows between events. Finished cells are cached in
 OUT/cache by content hash: rerun after a kill, or with one more defense, and only what is
 missing is computed.
+
+The table prints, per dataset and defense, the strongest attack: each attack's accuracy averaged
+over the seeds, then the best. OUT/report.html draws the same frontier, the latency plot, traffic
+rates and confusion matrices; `hush report OUT/results.json` rebuilds it.
 
 An experiment file (TOML):
   seeds = [0]

@@ -877,7 +877,6 @@ impl FromStr for DefenseSpec {
     }
 }
 
-/// Split `a=1;b=uniform:1,2` or `a=1,b=2`: `;` always separates; `,` only before `key=`.
 /// A spec's parameters (`key=value;key=value`, or `,` between them), each `key=value` whole:
 /// a `,` inside a value (`gap_s=uniform:0.2,0.4`) stays in it.
 pub fn split_params(params: &str) -> Vec<String> {

@@ -59,7 +59,7 @@ pub struct ActivitySpec {
     #[serde(default)]
     pub classes: Vec<(String, String)>,
     /// Labels starting with this are idle periods: idle windows are cut inside them. Without
-    /// it, idle windows are cut between events, `guard_s` away from any.
+    /// it, idle windows are cut between events. Either way they stay `guard_s` from any event.
     #[serde(default)]
     pub idle_prefix: Option<String>,
     /// Seconds of traffic before an event's start in its window.
@@ -71,7 +71,7 @@ pub struct ActivitySpec {
     /// Idle windows stay this far from any event, seconds.
     #[serde(default = "default_guard_s")]
     pub guard_s: f64,
-    /// Idle windows to cut (default: as many as events).
+    /// Idle windows to cut (default: as many as the event windows kept).
     #[serde(default)]
     pub idle_windows: Option<usize>,
 }

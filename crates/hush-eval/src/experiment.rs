@@ -43,37 +43,30 @@ use crate::activity::ActivitySpec;
 
 /// A bench run as an experiment file describes it.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Every field may be left out.
+#[serde(default, deny_unknown_fields)]
 pub struct Experiment {
     /// Datasets, in order.
-    #[serde(default, rename = "dataset")]
+    #[serde(rename = "dataset")]
     pub datasets: Vec<DatasetEntry>,
     /// Defense specs; `|` between values sweeps a parameter.
-    #[serde(default)]
     pub defenses: Vec<String>,
     /// Sweeps written as tables.
-    #[serde(default, rename = "sweep")]
+    #[serde(rename = "sweep")]
     pub sweeps: Vec<Sweep>,
     /// Attack names.
-    #[serde(default)]
     pub attacks: Vec<String>,
     /// Seeds.
-    #[serde(default)]
     pub seeds: Vec<u64>,
     /// Folds by capture.
-    #[serde(default)]
     pub folds: Option<usize>,
     /// Cap on neural attacks' epochs.
-    #[serde(default)]
     pub epochs: Option<usize>,
     /// At most this many training windows per capture.
-    #[serde(default)]
     pub max_train_windows: Option<usize>,
     /// Where results go.
-    #[serde(default)]
     pub out: Option<PathBuf>,
     /// The simulator's network.
-    #[serde(default)]
     pub network: Option<NetworkModel>,
 }
 

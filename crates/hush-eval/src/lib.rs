@@ -4,8 +4,13 @@
 //! - [`matrix`]: every defense × attack × seed over a dataset, with adaptive and non-adaptive
 //!   attackers, privacy next to cost, cached by content hash so a killed run resumes; results as
 //!   CSV (byte-identical for the same configuration and seed) and JSON, written atomically;
-//! - [`report`]: one static HTML file with inline SVG: the privacy–overhead frontier (Pareto
-//!   front, chance line), the latency–privacy plot and a table of every cell;
+//! - [`activity`]: activity datasets (a capture and its event labels, defended whole, then cut
+//!   into event and idle windows), and the two public ones in the events folder;
+//! - [`experiment`]: experiment files (TOML): datasets, defenses with parameter sweeps, attacks,
+//!   seeds;
+//! - [`report`]: one static HTML file with inline SVG per run: per dataset the privacy–overhead
+//!   frontier (Pareto front, chance line), the latency–privacy plot, traffic-rate charts,
+//!   confusion matrices, and a table of every cell;
 //! - [`home`]: a built-in simulated smart home of five IoT devices whose seeded traffic needs no
 //!   capture files (the demo's data).
 //!

@@ -4,7 +4,8 @@
 //!
 //! - the privacy–overhead frontier: the strongest attack's accuracy per defense setting
 //!   against bytes added (log scale), adaptive and non-adaptive attackers, the Pareto front
-//!   joined and the chance level dashed, and the same against the real data's delay;
+//!   joined and the highest chance level over the defenses dashed, and the same against the
+//!   real data's delay (without the front);
 //! - a frontier table ([`frontier`]);
 //! - traffic-rate plots of the dataset's rate trace, one small chart per defense (rate in B/s
 //!   over time, the defended traffic's two directions over the original's in grey, like Datta
@@ -46,7 +47,8 @@ pub struct FrontierPoint {
     pub pareto: bool,
 }
 
-/// The frontier's points, in the rows' defense order.
+/// The frontier's points, in the rows' defense order. `cells` are one dataset's: rows of several
+/// are pooled by defense name.
 pub fn frontier(cells: &[Cell]) -> Vec<FrontierPoint> {
     let mut defenses: Vec<&str> = Vec::new();
     for c in cells {
@@ -190,7 +192,7 @@ fn place_labels(
 }
 
 /// A scatter of the points against `x` (log scale), adaptive filled, naive hollow, the Pareto
-/// front joined, the chance level dashed. The legend sits right of the plot, where it hides no
+/// front joined, the highest chance level over the points dashed. The legend sits right of the plot, where it hides no
 /// point; points that coincide share one label.
 fn scatter(
     pts: &[FrontierPoint],
@@ -336,7 +338,7 @@ fn scatter(
                 .map_err(plot_err)?;
         }
         y += 22;
-        label(format!("chance {:.1}%", 100.0 * chance), y)?;
+        label(format!("chance (highest) {:.1}%", 100.0 * chance), y)?;
         for x0 in [6, 18] {
             legend_area
                 .draw(&PathElement::new(
@@ -583,13 +585,19 @@ fn heatmap(labels: &[String], confusion: &[Vec<u64>]) -> Result<String, EvalErro
     Ok(svg)
 }
 
-/// The cell whose confusion matrix stands for `defense`: the adaptive row with the highest
-/// accuracy (the first of equals), among rows that kept a confusion matrix.
-fn confusion_cell<'a>(cells: &[&'a Cell], defense: &str) -> Option<&'a Cell> {
+/// The cell whose confusion matrix stands for `defense`: of the frontier's strongest adaptive
+/// `attack`, the seed with the highest accuracy (the first of equals), among rows that kept a
+/// confusion matrix.
+fn confusion_cell<'a>(cells: &[&'a Cell], defense: &str, attack: &str) -> Option<&'a Cell> {
     cells
         .iter()
         .copied()
-        .filter(|c| c.defense == defense && c.attacker == "adaptive" && !c.confusion.is_empty())
+        .filter(|c| {
+            c.defense == defense
+                && c.attack == attack
+                && c.attacker == "adaptive"
+                && !c.confusion.is_empty()
+        })
         .fold(None, |best: Option<&Cell>, c| match best {
             Some(b) if b.accuracy >= c.accuracy => Some(b),
             _ => Some(c),
@@ -629,11 +637,11 @@ fn section(
         "<section id=\"dataset-{index}\">\n<h2>{}</h2>\n",
         esc(dataset)
     ));
+    let owned: Vec<Cell> = mine.iter().map(|c| (*c).clone()).collect();
+    let pts = frontier(&owned);
     if mine.is_empty() {
         h.push_str("<p>No rows for this dataset.</p>\n");
     } else {
-        let owned: Vec<Cell> = mine.iter().map(|c| (*c).clone()).collect();
-        let pts = frontier(&owned);
         let privacy = scatter(
             &pts,
             |p| p.bytes_added_pct,
@@ -691,20 +699,14 @@ fn section(
         }
         h.push_str("</div>\n</figure>\n");
     }
-    let mut defenses: Vec<&str> = Vec::new();
-    for c in &mine {
-        if !defenses.contains(&c.defense.as_str()) {
-            defenses.push(&c.defense);
-        }
-    }
-    let chosen: Vec<&Cell> = defenses
+    let chosen: Vec<&Cell> = pts
         .iter()
-        .filter_map(|d| confusion_cell(&mine, d))
+        .filter_map(|p| confusion_cell(&mine, &p.defense, &p.adaptive_attack))
         .collect();
     if !chosen.is_empty() {
         h.push_str(
-            "<h3>Confusion matrices</h3>\n<p>Per defense, the adaptive attacker's strongest row \
-             (the first of equals): rows are the true class, columns the predicted one, and each \
+            "<h3>Confusion matrices</h3>\n<p>Per defense, the strongest adaptive attack of the \
+             frontier table, its best seed: rows are the true class, columns the predicted one, and each \
              cell's shade is its share of the true class's windows.</p>\n",
         );
         // The undefended matrix starts open, as the baseline the others are read against.
@@ -757,7 +759,7 @@ pub fn render(results: &Results, title: &str) -> Result<String, EvalError> {
          .cells td.p{{white-space:normal;overflow-wrap:anywhere;min-width:12em}}</style></head><body>\n\
          <h1>{t}</h1>\n<p>hush {v}. Each defense's traffic attacked by an <b>adaptive</b> attacker (trained on \
          defended traffic) and a <b>non-adaptive</b> one (trained on undefended traffic), folds by capture. \
-         Lower is more private; the dashed line is chance.</p>\n",
+         Lower is more private; the dashed line is chance (the highest over the defenses).</p>\n",
         t = esc(title),
         v = env!("CARGO_PKG_VERSION")
     ));

@@ -752,38 +752,36 @@ mod tests {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
         let mut v =
             |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+        // The plain loop, `c[i][j] += a[i][p] · b[p][j]` for `p` in order; `aᵀ · b` is the same
+        // product on the transpose of `a`.
+        let plain = |a: &[f32], m: usize, k: usize, b: &[f32], n: usize, c: &mut [f32]| {
+            for i in 0..m {
+                for p in 0..k {
+                    for j in 0..n {
+                        c[i * n + j] += a[i * k + p] * b[p * n + j];
+                    }
+                }
+            }
+        };
         for (m, k, n) in [
             (1, 64, 256),
             (37, 5, 130),
             (3, 256, 64),
             (2, 7, 8),
             (17, 3, 63),
+            (1, 8, 32),
         ] {
-            let (a, b, c0) = (v(m * k), v(k * n), v(m * n));
-            let mut plain = c0.clone();
-            for i in 0..m {
-                for p in 0..k {
-                    for j in 0..n {
-                        plain[i * n + j] += a[i * k + p] * b[p * n + j];
-                    }
-                }
-            }
-            let mut tiled = c0;
-            gemm_acc(&a, m, k, &b, n, &mut tiled);
-            assert_eq!(plain, tiled, "gemm_acc {m}x{k}x{n}");
+            let (a, b, c) = (v(m * k), v(k * n), v(m * n));
+            let (mut want, mut got) = (c.clone(), c);
+            plain(&a, m, k, &b, n, &mut want);
+            gemm_acc(&a, m, k, &b, n, &mut got);
+            assert_eq!(want, got, "gemm_acc {m}x{k}x{n}");
 
-            let (a, b, c0) = (v(m * k), v(m * n), v(k * n));
-            let mut plain = c0.clone();
-            for i in 0..m {
-                for p in 0..k {
-                    for j in 0..n {
-                        plain[p * n + j] += a[i * k + p] * b[i * n + j];
-                    }
-                }
-            }
-            let mut tiled = c0;
-            gemm_at_b_acc(&a, m, k, &b, n, &mut tiled);
-            assert_eq!(plain, tiled, "gemm_at_b_acc {m}x{k}x{n}");
+            let (a, b, c) = (v(m * k), v(m * n), v(k * n));
+            let (mut want, mut got) = (c.clone(), c);
+            plain(&transpose(&a, m, k), k, m, &b, n, &mut want);
+            gemm_at_b_acc(&a, m, k, &b, n, &mut got);
+            assert_eq!(want, got, "gemm_at_b_acc {m}x{k}x{n}");
         }
     }
 
