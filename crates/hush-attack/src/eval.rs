@@ -11,7 +11,7 @@ use serde::Serialize;
 use hush_ml::ModelFile;
 use hush_trace::split::Fold;
 
-use crate::{Attack, AttackError};
+use crate::{Attack, AttackError, ExampleRows};
 
 /// A defense as the attacks see it: a function from a trace (and a per-trace seed) to the
 /// defended trace.
@@ -235,6 +235,15 @@ pub struct StageTiming {
     pub predict_s: f64,
 }
 
+impl StageTiming {
+    /// Add another stage's times.
+    pub fn add(&mut self, o: &StageTiming) {
+        self.features_s += o.features_s;
+        self.fit_s += o.fit_s;
+        self.predict_s += o.predict_s;
+    }
+}
+
 /// The seed trace `i` of a dataset is defended with under evaluation seed `seed` (so every tool
 /// that defends a dataset for an evaluation defends it the same way).
 pub fn trace_seed(seed: u64, i: usize) -> u64 {
@@ -297,116 +306,198 @@ pub fn evaluate_defended(
             ds.traces.len()
         )));
     }
-    let folds = folds_of(ds, opts)?;
-    if let Some(m) = opts.models
-        && m.len() != folds.len()
-    {
+    let folds = plan_folds(ds, opts)?;
+    let originals: Vec<&Trace> = ds.traces.iter().map(|t| &t.trace).collect();
+    let defended: Option<Vec<&Trace>> = defended.map(|d| d.iter().collect());
+    let test_traces = defended.as_deref().unwrap_or(&originals);
+    let train_traces = match opts.mode {
+        Mode::Adaptive => test_traces,
+        Mode::NonAdaptive => &originals,
+    };
+    let mut timing = StageTiming::default();
+    // Each trace's rows once: test rows whole, training rows capped.
+    let t0 = std::time::Instant::now();
+    let test_rows = rows_of(attack, test_traces, None);
+    let owned_train: Vec<ExampleRows>;
+    let train_rows: &[ExampleRows] = match opts.models {
+        // Trained already: only the training traces' silence is needed.
+        Some(_) => {
+            owned_train = train_traces
+                .iter()
+                .map(|t| ExampleRows {
+                    silent: t.packets.is_empty(),
+                    ..ExampleRows::default()
+                })
+                .collect();
+            &owned_train
+        }
+        None if opts.max_train_windows.is_none()
+            && std::ptr::eq(train_traces.as_ptr(), test_traces.as_ptr()) =>
+        {
+            &test_rows
+        }
+        None => {
+            owned_train = rows_of(attack, train_traces, opts.max_train_windows);
+            &owned_train
+        }
+    };
+    timing.features_s += t0.elapsed().as_secs_f64();
+    let trained;
+    let models = match opts.models {
+        Some(m) => m,
+        None => {
+            let (m, t) = fit_fold_models(ds, attack, opts, &folds, train_rows)?;
+            timing.add(&t);
+            trained = m;
+            &trained
+        }
+    };
+    if models.len() != folds.len() {
         return Err(AttackError::Data(format!(
             "{} models for {} folds",
-            m.len(),
+            models.len(),
             folds.len()
         )));
     }
-    let test_trace = |i: usize| -> &Trace {
-        match defended {
-            Some(d) => &d[i],
-            None => &ds.traces[i].trace,
+    let mut probs = vec![Vec::new(); ds.traces.len()];
+    for (fold, model) in folds.iter().zip(models) {
+        let rows: Vec<&[Vec<f32>]> = fold.test.iter().map(|&i| &test_rows[i].rows[..]).collect();
+        let t0 = std::time::Instant::now();
+        let p = predict_examples(attack, model, &rows)?;
+        timing.predict_s += t0.elapsed().as_secs_f64();
+        for (&i, p) in fold.test.iter().zip(p) {
+            probs[i] = p;
         }
-    };
-    let train_traces = match opts.mode {
-        Mode::Adaptive => defended,
-        Mode::NonAdaptive => None,
-    };
+    }
+    let silent: Vec<bool> = train_rows.iter().map(|r| r.silent).collect();
+    let mut report = score(ds, attack, opts, &folds, &probs, &silent);
+    report.defended = defended.as_ref().map(|_| opts.mode);
+    report.timing = timing;
+    Ok(report)
+}
+
+/// Every trace's rows under `attack` (at most `max_rows` each), in parallel.
+pub fn rows_of(attack: &Attack, traces: &[&Trace], max_rows: Option<usize>) -> Vec<ExampleRows> {
+    traces
+        .par_iter()
+        .map(|t| attack.example_rows(t, max_rows))
+        .collect()
+}
+
+/// The folds `opts` asks for (by capture group, or one split by time).
+pub fn plan_folds(ds: &Dataset, opts: &EvalOptions<'_>) -> Result<Vec<Fold>, AttackError> {
+    match opts.split {
+        Split::ByCapture => group_kfold(ds, opts.folds, opts.seed),
+        Split::ByTime { train_fraction } => time_split(ds, train_fraction).map(|f| vec![f]),
+    }
+    .map_err(|e| AttackError::Data(e.to_string()))
+}
+
+/// Class probabilities of each example's rows under one model, predicted in one batch (so the
+/// same rows give the same numbers however the caller groups its examples into folds).
+pub fn predict_examples(
+    attack: &Attack,
+    model: &ModelFile,
+    examples: &[&[Vec<f32>]],
+) -> Result<Vec<Vec<Vec<f32>>>, AttackError> {
+    let n: usize = examples.iter().map(|e| e.len()).sum();
+    if n == 0 {
+        return Ok(vec![Vec::new(); examples.len()]);
+    }
+    let cols = examples
+        .iter()
+        .flat_map(|e| e.first())
+        .map(Vec::len)
+        .next()
+        .unwrap_or(0);
+    let mut data = Vec::with_capacity(n * cols);
+    for e in examples {
+        for r in e.iter() {
+            data.extend_from_slice(r);
+        }
+    }
+    let x = hush_ml::Matrix::new(n, cols, data)?;
+    let mut probs = attack.predict_rows(model, &x)?.into_iter();
+    Ok(examples
+        .iter()
+        .map(|e| probs.by_ref().take(e.len()).collect())
+        .collect())
+}
+
+/// Window and capture scores from each example's class probabilities (one per row; none for an
+/// example that gave the attack no rows), fold by fold. `train_silent[i]` says whether example
+/// `i`, as the attacker trained on it, had no packets (see [`EvalOptions::score_silent`]).
+pub fn score(
+    ds: &Dataset,
+    attack: &Attack,
+    opts: &EvalOptions<'_>,
+    folds: &[Fold],
+    probs: &[Vec<Vec<f32>>],
+    train_silent: &[bool],
+) -> EvalReport {
     let mut window_pairs = Vec::new();
     let mut capture_pairs = Vec::new();
     let mut fold_accuracy = Vec::new();
     let mut without_rows = 0;
-    let mut timing = StageTiming::default();
-    for (f, fold) in folds.iter().enumerate() {
-        let trained;
-        let model = match opts.models {
-            Some(m) => &m[f],
-            None => {
-                trained = fit_fold(ds, attack, opts, f, fold, train_traces, &mut timing)?;
-                &trained
-            }
-        };
-        let a = fold_attack(attack, opts, f);
-        let items = fold
-            .test
-            .iter()
-            .map(|&i| (test_trace(i), class_of(ds, i) as u32, i as u32))
-            .collect::<Vec<_>>();
-        let t0 = std::time::Instant::now();
-        let (test, origin) = attack.dataset(&items, &ds.labels)?;
-        timing.features_s += t0.elapsed().as_secs_f64();
-        let t0 = std::time::Instant::now();
-        let probs = if test.x.rows() > 0 {
-            a.predict_rows(model, &test.x)?
-        } else {
-            Vec::new()
-        };
-        timing.predict_s += t0.elapsed().as_secs_f64();
+    for fold in folds {
         let mut correct = 0;
-        for (k, p) in probs.iter().enumerate() {
-            let pred = argmax(p);
-            window_pairs.push((test.y[k], pred));
-            correct += usize::from(pred == test.y[k]);
+        let mut rows = 0;
+        for &i in &fold.test {
+            let truth = class_of(ds, i) as u32;
+            for p in &probs[i] {
+                let pred = argmax(p);
+                window_pairs.push((truth, pred));
+                correct += usize::from(pred == truth);
+                rows += 1;
+            }
         }
-        fold_accuracy.push(if probs.is_empty() {
+        fold_accuracy.push(if rows == 0 {
             0.0
         } else {
-            correct as f64 / probs.len() as f64
+            correct as f64 / rows as f64
         });
         // Per capture: mean probability over its windows.
-        for (pos, &i) in fold.test.iter().enumerate() {
-            let mine: Vec<&Vec<f32>> = probs
-                .iter()
-                .zip(&origin)
-                .filter(|(_, o)| **o == pos)
-                .map(|(p, _)| p)
-                .collect();
-            if mine.is_empty() {
+        for &i in &fold.test {
+            let truth = class_of(ds, i) as u32;
+            if probs[i].is_empty() {
                 without_rows += 1;
                 if opts.score_silent {
-                    let guess = silent_guess(ds, &fold.train, train_traces);
-                    capture_pairs.push((class_of(ds, i) as u32, guess));
+                    capture_pairs.push((truth, silent_guess(ds, &fold.train, train_silent)));
                 }
                 continue;
             }
             let mut m = vec![0f32; ds.labels.len()];
-            for p in &mine {
+            for p in &probs[i] {
                 for (a, b) in m.iter_mut().zip(p.iter()) {
                     *a += b;
                 }
             }
-            capture_pairs.push((class_of(ds, i) as u32, argmax(&m)));
+            capture_pairs.push((truth, argmax(&m)));
         }
     }
-    Ok(EvalReport {
+    EvalReport {
         attack: attack.name().into(),
         folds: folds.len(),
         split: opts.split,
         seed: opts.seed,
-        defended: defended.map(|_| opts.mode),
+        defended: None,
         labels: ds.labels.clone(),
         captures: ds.traces.len(),
         captures_without_rows: without_rows,
         window: Metrics::from_pairs(&window_pairs, &ds.labels),
         capture: Metrics::from_pairs(&capture_pairs, &ds.labels),
         fold_accuracy,
-        timing,
-    })
+        timing: StageTiming::default(),
+    }
 }
 
 /// The label an attacker gives a capture it has no row for: the most common among training
 /// captures without packets, else among all training captures (ties: the first label).
-fn silent_guess(ds: &Dataset, train: &[usize], train_traces: Option<&[Trace]>) -> u32 {
-    let trace = |i: usize| train_traces.map_or(&ds.traces[i].trace, |d| &d[i]);
+fn silent_guess(ds: &Dataset, train: &[usize], train_silent: &[bool]) -> u32 {
     let count = |only_empty: bool| {
         let mut n = vec![0usize; ds.labels.len()];
         for &i in train {
-            if !only_empty || trace(i).packets.is_empty() {
+            if !only_empty || train_silent.get(i).copied().unwrap_or(false) {
                 n[class_of(ds, i)] += 1;
             }
         }
@@ -429,14 +520,6 @@ fn silent_guess(ds: &Dataset, train: &[usize], train_traces: Option<&[Trace]>) -
     }
 }
 
-fn folds_of(ds: &Dataset, opts: &EvalOptions<'_>) -> Result<Vec<Fold>, AttackError> {
-    match opts.split {
-        Split::ByCapture => group_kfold(ds, opts.folds, opts.seed),
-        Split::ByTime { train_fraction } => time_split(ds, train_fraction).map(|f| vec![f]),
-    }
-    .map_err(|e| AttackError::Data(e.to_string()))
-}
-
 /// The attack as fold `f` trains it: seeded per fold.
 fn fold_attack(attack: &Attack, opts: &EvalOptions<'_>, f: usize) -> Attack {
     let mut a = attack.clone();
@@ -444,26 +527,24 @@ fn fold_attack(attack: &Attack, opts: &EvalOptions<'_>, f: usize) -> Attack {
     a
 }
 
-/// Fold `f`'s model, trained on `train_traces` (`None`: the undefended traces).
-fn fit_fold(
+/// Fold `f`'s model, trained on the rows of its training examples (`rows[i]` is example `i`'s,
+/// already capped), in the fold's order. Returns the model and the time spent.
+pub fn fit_fold_rows(
     ds: &Dataset,
     attack: &Attack,
     opts: &EvalOptions<'_>,
     f: usize,
     fold: &Fold,
-    train_traces: Option<&[Trace]>,
-    timing: &mut StageTiming,
-) -> Result<ModelFile, AttackError> {
-    let items: Vec<(&Trace, u32, u32)> = fold
+    rows: &[ExampleRows],
+) -> Result<(ModelFile, StageTiming), AttackError> {
+    let mut timing = StageTiming::default();
+    let items: Vec<(&[Vec<f32>], u32, u32)> = fold
         .train
         .iter()
-        .map(|&i| {
-            let t = train_traces.map_or(&ds.traces[i].trace, |d| &d[i]);
-            (t, class_of(ds, i) as u32, i as u32)
-        })
+        .map(|&i| (&rows[i].rows[..], class_of(ds, i) as u32, i as u32))
         .collect();
     let t0 = std::time::Instant::now();
-    let (train, _) = attack.dataset_capped(&items, &ds.labels, opts.max_train_windows)?;
+    let (train, _) = attack.dataset_from_rows(&items, &ds.labels)?;
     timing.features_s += t0.elapsed().as_secs_f64();
     if train.x.rows() == 0 {
         return Err(AttackError::Data(format!(
@@ -478,7 +559,25 @@ fn fit_fold(
         None => a.fit(&train, "cross-validation")?,
     };
     timing.fit_s += t0.elapsed().as_secs_f64();
-    Ok(model)
+    Ok((model, timing))
+}
+
+/// Every fold's model from the examples' (capped) training rows, fold after fold.
+pub fn fit_fold_models(
+    ds: &Dataset,
+    attack: &Attack,
+    opts: &EvalOptions<'_>,
+    folds: &[Fold],
+    rows: &[ExampleRows],
+) -> Result<(Vec<ModelFile>, StageTiming), AttackError> {
+    let mut timing = StageTiming::default();
+    let mut models = Vec::with_capacity(folds.len());
+    for (f, fold) in folds.iter().enumerate() {
+        let (m, t) = fit_fold_rows(ds, attack, opts, f, fold, rows)?;
+        timing.add(&t);
+        models.push(m);
+    }
+    Ok((models, timing))
 }
 
 /// Train every fold's model as [`evaluate_defended`] would (same folds, seeds and training
@@ -491,16 +590,15 @@ pub fn fit_folds(
     opts: &EvalOptions<'_>,
     defended: Option<&[Trace]>,
 ) -> Result<(Vec<ModelFile>, StageTiming), AttackError> {
-    let train_traces = match opts.mode {
-        Mode::Adaptive => defended,
-        Mode::NonAdaptive => None,
+    let traces: Vec<&Trace> = match (opts.mode, defended) {
+        (Mode::Adaptive, Some(d)) => d.iter().collect(),
+        _ => ds.traces.iter().map(|t| &t.trace).collect(),
     };
-    let mut timing = StageTiming::default();
-    let models = folds_of(ds, opts)?
-        .iter()
-        .enumerate()
-        .map(|(f, fold)| fit_fold(ds, attack, opts, f, fold, train_traces, &mut timing))
-        .collect::<Result<_, _>>()?;
+    let t0 = std::time::Instant::now();
+    let rows = rows_of(attack, &traces, opts.max_train_windows);
+    let features_s = t0.elapsed().as_secs_f64();
+    let (models, mut timing) = fit_fold_models(ds, attack, opts, &plan_folds(ds, opts)?, &rows)?;
+    timing.features_s += features_s;
     Ok((models, timing))
 }
 

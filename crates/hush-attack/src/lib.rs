@@ -373,30 +373,51 @@ impl Attack {
     ) -> Result<(MlDataset, Vec<usize>), AttackError> {
         let rows: Vec<Vec<Vec<f32>>> = traces
             .par_iter()
-            .map(|(t, _, _)| {
-                let w = self.windows(t);
-                match max_rows_per_trace {
-                    Some(cap) if w.len() > cap => {
-                        // The middle of each of `cap` equal slices: deterministic, spread out.
-                        (0..cap)
-                            .map(|k| w[(2 * k + 1) * w.len() / (2 * cap)].clone())
-                            .collect()
-                    }
-                    _ => w,
-                }
-            })
+            .map(|(t, _, _)| cap_rows(self.windows(t), max_rows_per_trace))
             .collect();
-        let mut data = Vec::new();
-        let (mut y, mut groups, mut origin) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, (r, (_, label, group))) in rows.iter().zip(traces).enumerate() {
-            for w in r {
+        let items: Vec<(&[Vec<f32>], u32, u32)> = rows
+            .iter()
+            .zip(traces)
+            .map(|(r, (_, label, group))| (r.as_slice(), *label, *group))
+            .collect();
+        self.dataset_from_rows(&items, classes)
+    }
+
+    /// The rows of one example (a capture, or a window of one), at most `max_rows` of them
+    /// evenly spaced over all its windows, computed once to serve every fold.
+    pub fn example_rows(&self, trace: &Trace, max_rows: Option<usize>) -> ExampleRows {
+        let rows = self.windows(trace);
+        let total = rows.len();
+        ExampleRows {
+            rows: cap_rows(rows, max_rows),
+            total,
+            silent: trace.packets.is_empty(),
+        }
+    }
+
+    /// A learning dataset from rows already computed: `(rows, label, group)` per example, in
+    /// order. Also returns, per row, the index of the example it came from.
+    pub fn dataset_from_rows(
+        &self,
+        items: &[(&[Vec<f32>], u32, u32)],
+        classes: &[String],
+    ) -> Result<(MlDataset, Vec<usize>), AttackError> {
+        let n: usize = items.iter().map(|(r, _, _)| r.len()).sum();
+        let names = self.feature_names();
+        let mut data = Vec::with_capacity(n * names.len());
+        let (mut y, mut groups, mut origin) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (i, (rows, label, group)) in items.iter().enumerate() {
+            for w in rows.iter() {
                 data.extend_from_slice(w);
                 y.push(*label);
                 groups.push(*group);
                 origin.push(i);
             }
         }
-        let names = self.feature_names();
         let x = Matrix::new(y.len(), names.len(), data)?;
         let ds = MlDataset {
             x,
@@ -529,6 +550,35 @@ impl Attack {
         }
         let x = Matrix::from_rows(&rows)?;
         self.predict_rows(model, &x)
+    }
+}
+
+/// The feature rows of one example under one attack, as [`Attack::example_rows`] computes
+/// them: once per example, then shared by every fold that trains or tests on it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExampleRows {
+    /// The rows, at most the cap they were computed with (evenly spaced over all of them).
+    pub rows: Vec<Vec<f32>>,
+    /// How many rows the example has without a cap.
+    pub total: usize,
+    /// The example has no packets at all (an attacker learns what silence means).
+    pub silent: bool,
+}
+
+impl ExampleRows {
+    /// Whether `rows` holds every row (no cap cut any), so they can serve as test rows too.
+    pub fn complete(&self) -> bool {
+        self.rows.len() == self.total
+    }
+}
+
+/// At most `cap` of `rows`: the middle of each of `cap` equal slices (deterministic, spread out).
+fn cap_rows(rows: Vec<Vec<f32>>, cap: Option<usize>) -> Vec<Vec<f32>> {
+    match cap {
+        Some(cap) if rows.len() > cap => (0..cap)
+            .map(|k| rows[(2 * k + 1) * rows.len() / (2 * cap)].clone())
+            .collect(),
+        _ => rows,
     }
 }
 

@@ -8,7 +8,10 @@ use anyhow::Result;
 use clap::Args;
 use hush_eval::activity::ActivitySpec;
 use hush_eval::experiment::{CapturesEntry, DatasetEntry, Experiment, expand_sweep};
-use hush_eval::matrix::{Cache, Cell, Input, Matrix, Results, RunStats, run, to_csv, write_atomic};
+use hush_eval::matrix::{
+    Cache, Cell, Input, Matrix, Observation, Results, RunOptions, RunStats, Shard, run_with,
+    to_csv, write_atomic,
+};
 
 use crate::BadInput;
 
@@ -66,6 +69,28 @@ pub struct BenchArgs {
     /// are the rows).
     #[arg(long)]
     pub json: bool,
+    /// What the eavesdropper observes, comma-separated: `session` (one capture, start to end)
+    /// and/or `window` (fixed windows of an always-on link, chosen without looking at the
+    /// traffic; always-on defenses run before and after each). [default: session,window]
+    #[arg(long, value_name = "VIEWS", value_delimiter = ',')]
+    pub observation: Option<Vec<String>>,
+    /// The window view's window, seconds. [default: per dataset, its longest capture plus 10%
+    /// (at least 10 s), rounded up; every capture then fits in one window]
+    #[arg(long, value_name = "S")]
+    pub window_s: Option<f64>,
+    /// Compute only share I of N of the matrix's jobs into OUT/cache, for a batch scheduler
+    /// (`--shard $SLURM_ARRAY_TASK_ID/N`, or `$((JOB_COMPLETION_INDEX+1))/N` in a Kubernetes
+    /// indexed Job); then the same command without --shard assembles the results from the
+    /// cache (computing whatever is still missing).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Also write the rows as OUT/results.parquet.
+    #[arg(long)]
+    pub parquet: bool,
+    /// Also write every example's feature rows as Parquet under OUT/features/
+    /// (<dataset>/<observation>/<attack>/<defense>-seed<N>.parquet). Recomputes every cell.
+    #[arg(long)]
+    pub features_parquet: bool,
 }
 
 /// `hush demo`.
@@ -116,15 +141,17 @@ pub fn run_demo(a: &DemoArgs) -> Result<()> {
         network: hush_defense::NetworkModel::default(),
         // Datta et al.'s Figure 2: the sleep monitor.
         rate_trace: Some("sleep-monitor".into()),
-        max_train_windows: None,
+        ..Matrix::default()
     };
     let load_s = started.elapsed().as_secs_f64();
     run_matrices(
         vec![(Loaded::Captures(ds), m)],
         load_s,
         &a.out,
-        false,
-        a.json,
+        &Outputs {
+            json: a.json,
+            ..Outputs::default()
+        },
     )
 }
 
@@ -217,6 +244,7 @@ pub fn run_bench(a: &BenchArgs) -> Result<()> {
                     name: None,
                     types: a.types,
                     rate_trace: a.rate_trace.clone(),
+                    window_s: None,
                 })
             })
             .collect()
@@ -264,6 +292,25 @@ pub fn run_bench(a: &BenchArgs) -> Result<()> {
         None if !exp.seeds.is_empty() => exp.seeds.clone(),
         None => vec![0],
     };
+    let observations = match &a.observation {
+        Some(list) => list.clone(),
+        None => exp.observations.clone(),
+    };
+    let observations = if observations.is_empty() {
+        Matrix::default().observations
+    } else {
+        observations
+            .iter()
+            .map(|o| o.parse())
+            .collect::<Result<Vec<Observation>, _>>()
+            .map_err(bad)?
+    };
+    let shard = a
+        .shard
+        .as_deref()
+        .map(str::parse::<Shard>)
+        .transpose()
+        .map_err(bad)?;
     let template = Matrix {
         dataset: String::new(),
         defenses,
@@ -274,6 +321,8 @@ pub fn run_bench(a: &BenchArgs) -> Result<()> {
         network: exp.network.clone().unwrap_or_default(),
         rate_trace: None,
         max_train_windows: a.max_train_windows.or(exp.max_train_windows),
+        observations,
+        window_s: a.window_s.or(exp.window_s),
     };
     template.validate().map_err(bad)?;
     let out = a
@@ -285,6 +334,7 @@ pub fn run_bench(a: &BenchArgs) -> Result<()> {
     let mut runs = Vec::new();
     for s in sources {
         let mut folds = None;
+        let mut window_s = None;
         let (loaded, name, rate_trace) = match s {
             Source::Captures(c) => {
                 let mut ds = crate::attack::load_dataset(&c.path, c.types, None, 60.0)?;
@@ -295,6 +345,7 @@ pub fn run_bench(a: &BenchArgs) -> Result<()> {
                     }
                 }
                 let name = c.name.clone().unwrap_or_else(|| folder_name(&c.path));
+                window_s = c.window_s;
                 (Loaded::Captures(ds), name, c.rate_trace.clone())
             }
             Source::Activity(spec) => {
@@ -348,12 +399,36 @@ pub fn run_bench(a: &BenchArgs) -> Result<()> {
             // The flag beside an experiment file wins, as every other flag does.
             rate_trace: a.rate_trace.clone().or(rate_trace),
             folds: folds.unwrap_or(template.folds),
+            // The flag beats the dataset's own, which beats the file's.
+            window_s: a.window_s.or(window_s).or(template.window_s),
             ..template.clone()
         };
+        m.validate().map_err(bad)?;
         runs.push((loaded, m));
     }
     let load_s = started.elapsed().as_secs_f64();
-    run_matrices(runs, load_s, &out, a.no_cache, a.json)
+    run_matrices(
+        runs,
+        load_s,
+        &out,
+        &Outputs {
+            no_cache: a.no_cache,
+            json: a.json,
+            shard,
+            parquet: a.parquet,
+            features_parquet: a.features_parquet,
+        },
+    )
+}
+
+/// What a run writes besides results.csv, results.json, report.html and timing.json.
+#[derive(Default)]
+struct Outputs {
+    no_cache: bool,
+    json: bool,
+    shard: Option<Shard>,
+    parquet: bool,
+    features_parquet: bool,
 }
 
 /// Where a run's time went, as timing.json holds it (kept apart from the results, which are
@@ -371,14 +446,14 @@ fn run_matrices(
     runs: Vec<(Loaded, Matrix)>,
     load_s: f64,
     out_dir: &Path,
-    no_cache: bool,
-    json_out: bool,
+    outputs: &Outputs,
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let cache = Cache {
         dir: out_dir.join("cache"),
-        read: !no_cache,
+        read: !outputs.no_cache,
     };
+    let features_dir = out_dir.join("features");
     let total: usize = runs.iter().map(|(_, m)| m.cells()).sum();
     let bar = crate::progress_bar("cells")?;
     bar.set_length(total as u64);
@@ -395,7 +470,17 @@ fn run_matrices(
             Loaded::Captures(ds) => Input::Captures(ds),
             Loaded::Activity(a) => Input::Activity(a),
         };
-        let r = run(&input, m, Some(&cache), &progress).map_err(|e| match e {
+        let r = run_with(
+            &input,
+            m,
+            &RunOptions {
+                cache: Some(&cache),
+                shard: outputs.shard,
+                features_dir: outputs.features_parquet.then_some(features_dir.as_path()),
+                progress: Some(&progress),
+            },
+        )
+        .map_err(|e| match e {
             hush_eval::EvalError::Config(msg) => {
                 anyhow::Error::from(BadInput(format!("{}: {msg}", m.dataset)))
             }
@@ -403,13 +488,29 @@ fn run_matrices(
         })?;
         offset += m.cells();
         cells.extend(r.cells);
-        rates.push(r.rates);
+        rates.extend(r.rates);
         stats.add(&r.stats);
         names.push(m.dataset.clone());
     }
     bar.finish_and_clear();
+    if let Some(shard) = outputs.shard {
+        eprintln!(
+            "hush: shard {}/{}: {} cells computed into {} ({} were cached) in {:.1} s; run the \
+             same command without --shard to assemble the results",
+            shard.index,
+            shard.count,
+            stats.computed,
+            cache.dir.display(),
+            stats.cached,
+            load_s + started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     let t_report = std::time::Instant::now();
     let results = Results::new(cells, rates);
+    if outputs.parquet {
+        hush_eval::parquet::write_results(&out_dir.join("results.parquet"), &results.cells)?;
+    }
     write_atomic(
         &out_dir.join("results.csv"),
         to_csv(&results.cells).as_bytes(),
@@ -456,7 +557,7 @@ fn run_matrices(
         out_dir.display()
     );
     let mut out = std::io::stdout().lock();
-    if json_out {
+    if outputs.json {
         out.write_all(&json)?;
         writeln!(out)?;
         return Ok(());
@@ -479,19 +580,41 @@ fn run_matrices(
     Ok(())
 }
 
-/// One line per defense: the strongest adaptive and naive attack (each attack's mean over
-/// seeds, as the report's frontier), and the cost.
+/// One line per defense: the headline (the window view for an always-on defense, the session
+/// view for the rest): the strongest adaptive and naive attack (each attack's mean over seeds,
+/// as the report's frontier) and the cost; then the strongest adaptive attack under each view,
+/// side by side.
 fn print_table(out: &mut impl Write, cells: &[Cell]) -> Result<()> {
-    writeln!(
+    let views = hush_eval::report::observations(cells);
+    let per_view: Vec<Vec<hush_eval::report::FrontierPoint>> = views
+        .iter()
+        .map(|v| hush_eval::report::frontier_of(cells, v))
+        .collect();
+    write!(
         out,
-        "{:<16} {:>10} {:>10} {:>7} {:>12} {:>9} {:>9} {:>8}",
-        "defense", "adaptive", "naive", "chance", "best attack", "bytes +%", "B/s +", "p95 s"
+        "{:<16} {:>8} {:>10} {:>10} {:>7} {:>12} {:>9} {:>9} {:>8}",
+        "defense",
+        "observed",
+        "adaptive",
+        "naive",
+        "chance",
+        "best attack",
+        "bytes +%",
+        "B/s +",
+        "p95 s"
     )?;
-    for p in hush_eval::report::frontier(cells) {
-        writeln!(
+    if views.len() > 1 {
+        for v in &views {
+            write!(out, " {:>9}", format!("{v}"))?;
+        }
+    }
+    writeln!(out)?;
+    for p in hush_eval::report::headline(cells) {
+        write!(
             out,
-            "{:<16} {:>9.1}% {:>9.1}% {:>6.1}% {:>12} {:>9.1} {:>9.1} {:>8.3}",
+            "{:<16} {:>8} {:>9.1}% {:>9.1}% {:>6.1}% {:>12} {:>9.1} {:>9.1} {:>8.3}",
             p.defense,
+            p.observation,
             100.0 * p.adaptive_accuracy,
             100.0 * p.naive_accuracy,
             100.0 * p.chance,
@@ -500,6 +623,15 @@ fn print_table(out: &mut impl Write, cells: &[Cell]) -> Result<()> {
             p.added_bps,
             p.latency_p95_s
         )?;
+        if views.len() > 1 {
+            for pts in &per_view {
+                match pts.iter().find(|q| q.defense == p.defense) {
+                    Some(q) => write!(out, " {:>8.1}%", 100.0 * q.adaptive_accuracy)?,
+                    None => write!(out, " {:>9}", "-")?,
+                }
+            }
+        }
+        writeln!(out)?;
     }
     Ok(())
 }

@@ -50,12 +50,12 @@ fn a_killed_run_resumes_and_gives_the_same_bytes() {
     let want = std::fs::read(clean.join("results.csv")).unwrap();
     assert_eq!(
         String::from_utf8_lossy(&want).lines().count(),
-        1 + 4 * 2 * 2,
-        "header + defenses x attacks x attackers"
+        1 + 4 * 2 * 2 * 2,
+        "header + defenses x attacks x observations x attackers"
     );
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(clean.join("results.json")).unwrap()).unwrap();
-    assert_eq!(json["cells"].as_array().unwrap().len(), 16);
+    assert_eq!(json["cells"].as_array().unwrap().len(), 32);
     assert_eq!(json["rates"][0]["defended"].as_array().unwrap().len(), 4);
 
     // Interrupt a second run once its first cell is saved.
@@ -138,7 +138,10 @@ fn the_demo_needs_no_files_and_is_deterministic() {
         std::fs::read(out.join("results.csv")).unwrap()
     };
     let a = run("a");
-    assert_eq!(String::from_utf8_lossy(&a).lines().count(), 1 + 10 * 2 * 2);
+    assert_eq!(
+        String::from_utf8_lossy(&a).lines().count(),
+        1 + 10 * 2 * 2 * 2
+    );
     assert_eq!(run("b"), a, "same seed, same bytes");
     // The report is written beside the results, and `hush report` rebuilds the same bytes.
     let dir = tmp.path().join("a");
@@ -193,16 +196,20 @@ fn the_events_folder_gives_two_activity_datasets() {
     let csv = std::fs::read_to_string(tmp.path().join("results.csv")).unwrap();
     for ds in ["pingpong-tplink", "nku-xiaodu-plug"] {
         let rows: Vec<&str> = csv.lines().filter(|l| l.starts_with(ds)).collect();
-        assert_eq!(rows.len(), 2 * 2, "{ds}: 2 defenses x 2 attackers\n{csv}");
+        assert_eq!(
+            rows.len(),
+            2 * 2 * 2,
+            "{ds}: 2 defenses x 2 observations x 2 attackers\n{csv}"
+        );
     }
     // PingPong: 12 idle windows of 24, so a constant guess is right half the time; the
     // undefended plug's ON and OFF are far easier.
     let none = csv
         .lines()
-        .find(|l| l.starts_with("pingpong-tplink,none,"))
+        .find(|l| l.starts_with("pingpong-tplink,session,0,none,"))
         .unwrap();
     let f: Vec<&str> = none.split(',').collect();
-    let (acc, chance): (f64, f64) = (f[6].parse().unwrap(), f[9].parse().unwrap());
+    let (acc, chance): (f64, f64) = (f[8].parse().unwrap(), f[11].parse().unwrap());
     assert_eq!(chance, 0.5);
     assert!(acc > chance, "{none}");
 }
@@ -236,8 +243,8 @@ fn an_experiment_file_with_sweeps() {
     let defenses: Vec<&str> = csv
         .lines()
         .skip(1)
-        .step_by(2)
-        .map(|l| l.split(',').nth(1).unwrap())
+        .step_by(4)
+        .map(|l| l.split(',').nth(3).unwrap())
         .collect();
     assert_eq!(
         defenses,
@@ -260,7 +267,7 @@ fn an_experiment_file_with_sweeps() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let csv = std::fs::read_to_string(tmp.path().join("flag/results.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 2);
+    assert_eq!(csv.lines().count(), 1 + 2 * 2);
     // A mistake in the file: exit 2, one line naming the file and the field.
     std::fs::write(&exp, "attacks = [\"flow-stats\"]\nseed = [1]\n").unwrap();
     let o = hush().arg("eval").arg(&exp).output().unwrap();

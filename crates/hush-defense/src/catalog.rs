@@ -506,6 +506,24 @@ impl DefenseSpec {
         }
     }
 
+    /// Whether the defense is *always on*: it shapes a link continuously, whatever the device
+    /// does (independent link padding, cover periods, a custom schedule), rather than a session
+    /// that starts with the device's traffic and ends with it. The bench judges always-on
+    /// defenses over fixed observation windows ([`crate::observe`]), since a capture's start and
+    /// end are not visible on an always-on link.
+    pub fn always_on(&self) -> bool {
+        matches!(
+            self,
+            DefenseSpec::IlpConstant { .. }
+                | DefenseSpec::IlpRandom { .. }
+                | DefenseSpec::Stp { .. }
+                | DefenseSpec::IpetConstant { .. }
+                | DefenseSpec::IpetRandom { .. }
+                | DefenseSpec::IpetRandomPlus { .. }
+                | DefenseSpec::Custom { .. }
+        )
+    }
+
     /// How the simulator applies this defense.
     pub fn plan(&self) -> Result<Plan, DefenseError> {
         let immediate = |pad: Padding| ShapeConfig {

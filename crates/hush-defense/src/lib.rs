@@ -21,6 +21,7 @@
 
 pub mod catalog;
 pub mod machines;
+pub mod observe;
 pub mod overhead;
 pub mod periods;
 pub mod sim;
@@ -29,6 +30,7 @@ use hush_trace::{Direction, Endpoint, EndpointTable, Packet, Proto, Trace};
 use serde::Serialize;
 
 pub use catalog::{CatalogEntry, CloseAt, DefenseSpec, Plan, catalog};
+pub use observe::{Observed, Placement, View};
 pub use overhead::{Latency, Overhead};
 pub use sim::{Message, NetworkModel, Span, WireKind, WirePacket};
 
@@ -80,7 +82,11 @@ pub struct Defended {
 
 /// The messages of one direction: every packet with a transport payload, at its time.
 pub fn messages(trace: &Trace, dir: Direction) -> Vec<Message> {
-    let t0 = trace.packets.first().map_or(0, |p| p.t_ns);
+    messages_from(trace, dir, trace.packets.first().map_or(0, |p| p.t_ns))
+}
+
+/// The messages of one direction, times relative to `base_ns` (nanoseconds since the epoch).
+fn messages_from(trace: &Trace, dir: Direction, t0: i64) -> Vec<Message> {
     trace
         .packets
         .iter()
@@ -92,22 +98,88 @@ pub fn messages(trace: &Trace, dir: Direction) -> Vec<Message> {
         .collect()
 }
 
-/// Apply `defense` to `trace` (directions set) with `seed`.
+/// Apply `defense` to `trace` (directions set) with `seed`, as a session: the defense starts
+/// with the capture and ends with it (or when its own rule says).
 pub fn defend(
     trace: &Trace,
     defense: &DefenseSpec,
     seed: u64,
     net: &NetworkModel,
 ) -> Result<Defended, DefenseError> {
+    defend_in(trace, defense, seed, net, None)
+}
+
+/// How an always-on defense runs around a capture, in nanoseconds relative to the capture's
+/// first packet: shaping starts at `start_ns` (at or before the first packet, so the schedule's
+/// state owes nothing to where the real traffic sits), the eavesdropper watches
+/// `[watch_from_ns, watch_to_ns)`, and the engines are told to close at `watch_to_ns`: data
+/// still queued then is delivered after it, and its delay counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlwaysOn {
+    /// When shaping starts (at most 0, and at most `watch_from_ns`).
+    pub start_ns: i64,
+    /// Start of what the eavesdropper sees.
+    pub watch_from_ns: i64,
+    /// End of what the eavesdropper sees (exclusive), after the capture's last packet.
+    pub watch_to_ns: i64,
+}
+
+/// Apply an always-on defense ([`DefenseSpec::always_on`]) over `run`: the defended packets
+/// cover everything it sent (before, inside and after the watched span, times relative to the
+/// capture's first packet and possibly negative), while the accounts count only what it sent
+/// inside the watched span, over the span's length: an always-on link's bytes outside it belong
+/// to the neighbouring spans. Every message's delay counts, delivered inside the span or after.
+pub fn defend_always_on(
+    trace: &Trace,
+    defense: &DefenseSpec,
+    seed: u64,
+    net: &NetworkModel,
+    run: AlwaysOn,
+) -> Result<Defended, DefenseError> {
+    if !defense.always_on() {
+        return Err(DefenseError::Param(format!(
+            "{} is not an always-on defense: it runs as a session",
+            defense.name()
+        )));
+    }
+    let last = trace
+        .packets
+        .iter()
+        .map(|p| p.t_ns)
+        .max()
+        .zip(trace.packets.iter().map(|p| p.t_ns).min())
+        .map_or(0, |(a, b)| a - b);
+    if run.start_ns > 0.min(run.watch_from_ns) || run.watch_to_ns <= last {
+        return Err(DefenseError::Param(format!(
+            "an always-on run must start by the capture's first packet and its watch end after              its last: start {} ns, watch [{}, {}) ns, last packet {last} ns",
+            run.start_ns, run.watch_from_ns, run.watch_to_ns
+        )));
+    }
+    defend_in(trace, defense, seed, net, Some(run))
+}
+
+fn defend_in(
+    trace: &Trace,
+    defense: &DefenseSpec,
+    seed: u64,
+    net: &NetworkModel,
+    always_on: Option<AlwaysOn>,
+) -> Result<Defended, DefenseError> {
     net.validate()?;
     // Readers sort on load; a hand-built trace might not be.
     if !trace.packets.windows(2).all(|w| w[0].t_ns <= w[1].t_ns) {
         let mut sorted = trace.clone();
         sorted.sort_by_time();
-        return defend(&sorted, defense, seed, net);
+        return defend_in(&sorted, defense, seed, net, always_on);
     }
     let t0 = trace.packets.first().map_or(0, |p| p.t_ns);
-    let end_ns = trace.packets.last().map_or(0, |p| p.t_ns - t0);
+    // Engine time starts at `shift_ns` before the capture (always-on: the warm-up).
+    let shift_ns = always_on.map_or(0, |a| -a.start_ns);
+    let messages = |d: Direction| messages_from(trace, d, t0 - shift_ns);
+    let end_ns = match always_on {
+        Some(a) => a.watch_to_ns + shift_ns,
+        None => trace.packets.last().map_or(0, |p| p.t_ns - t0),
+    };
     let ignored = trace
         .packets
         .iter()
@@ -135,7 +207,7 @@ pub fn defend(
                     framing_bytes: 0,
                 })
                 .collect::<Vec<_>>();
-            let zeros = |d: Direction| vec![0i64; messages(trace, d).len()];
+            let zeros = |d: Direction| vec![0i64; messages(d).len()];
             (
                 packets,
                 zeros(Direction::Outbound),
@@ -143,8 +215,8 @@ pub fn defend(
             )
         }
         Plan::Machines { padding_bytes } => machines::run_machines(
-            &messages(trace, Direction::Outbound),
-            &messages(trace, Direction::Inbound),
+            &messages(Direction::Outbound),
+            &messages(Direction::Inbound),
             &defense.machine_set(seed)?,
             seed,
             net,
@@ -152,11 +224,12 @@ pub fn defend(
             end_ns,
         )?,
         Plan::Periods(p) => periods::run_periods(
-            &messages(trace, Direction::Outbound),
-            &messages(trace, Direction::Inbound),
+            &messages(Direction::Outbound),
+            &messages(Direction::Inbound),
             &p,
             seed,
             net,
+            always_on.map(|_| end_ns),
         )?,
         Plan::Engines {
             outbound,
@@ -164,17 +237,14 @@ pub fn defend(
             close,
             inbound_starts_at_first_packet,
         } => {
-            let (out_msgs, in_msgs) = (
-                messages(trace, Direction::Outbound),
-                messages(trace, Direction::Inbound),
-            );
+            let (out_msgs, in_msgs) = (messages(Direction::Outbound), messages(Direction::Inbound));
             let last = |m: &[Message]| m.last().map_or(0, |m| m.t_ns);
             let in_start = if inbound_starts_at_first_packet {
                 trace
                     .packets
                     .iter()
                     .find(|p| p.dir == Direction::Inbound)
-                    .map_or(0, |p| p.t_ns - t0)
+                    .map_or(0, |p| p.t_ns - t0 + shift_ns)
             } else {
                 0
             };
@@ -228,22 +298,31 @@ pub fn defend(
             (packets, o.delays_ns, i.delays_ns)
         }
     };
+    let mut packets = packets;
+    if shift_ns != 0 {
+        for p in &mut packets {
+            p.t_ns -= shift_ns;
+        }
+    }
+    let watch = always_on.map(|a| (a.watch_from_ns, a.watch_to_ns));
     let mut all: Vec<i64> = delays_out.iter().chain(&delays_in).copied().collect();
-    let overhead = overhead::account(&trace.packets, t0, &packets, None, &mut all);
+    let overhead = overhead::account_over(&trace.packets, t0, &packets, None, &mut all, watch);
     let delays_ns = all;
-    let outbound = overhead::account(
+    let outbound = overhead::account_over(
         &trace.packets,
         t0,
         &packets,
         Some(Direction::Outbound),
         &mut delays_out,
+        watch,
     );
-    let inbound = overhead::account(
+    let inbound = overhead::account_over(
         &trace.packets,
         t0,
         &packets,
         Some(Direction::Inbound),
         &mut delays_in,
+        watch,
     );
     Ok(Defended {
         defense: defense.to_string(),

@@ -96,22 +96,45 @@ pub fn account(
     dir: Option<Direction>,
     delays_ns: &mut [i64],
 ) -> Overhead {
+    account_over(original, t0_ns, defended, dir, delays_ns, None)
+}
+
+/// [`account`], counting only the defended packets inside `watch` = `[from, to)` (nanoseconds
+/// since the original's first packet) when given, with the watched span's length as both
+/// durations: how an always-on defense is costed over an observation window. The original's
+/// packets and every message delay count whole.
+pub fn account_over(
+    original: &[Packet],
+    t0_ns: i64,
+    defended: &[WirePacket],
+    dir: Option<Direction>,
+    delays_ns: &mut [i64],
+    watch: Option<(i64, i64)>,
+) -> Overhead {
+    let inside = |p: &WirePacket| watch.is_none_or(|(a, b)| (a..b).contains(&p.t_ns));
     let keep_o = |p: &&Packet| dir.is_none_or(|d| p.dir == d) && p.dir != Direction::Unknown;
-    let keep_d = |p: &&WirePacket| dir.is_none_or(|d| p.dir == d);
+    let keep_d = |p: &&WirePacket| dir.is_none_or(|d| p.dir == d) && inside(p);
     let orig: Vec<&Packet> = original.iter().filter(keep_o).collect();
     let def: Vec<&WirePacket> = defended.iter().filter(keep_d).collect();
     let original_bytes: u64 = orig.iter().map(|p| u64::from(p.frame_len)).sum();
     let defended_bytes: u64 = def.iter().map(|p| u64::from(p.frame_bytes)).sum();
     // Durations span the whole trace (both directions), so per-direction rates add up.
-    let last_orig = original.last().map_or(t0_ns, |p| p.t_ns) - t0_ns;
-    let last_def = defended
-        .iter()
-        .map(|p| p.t_ns)
-        .max()
-        .unwrap_or(0)
-        .max(last_orig);
-    let original_duration_s = last_orig as f64 * 1e-9;
-    let defended_duration_s = last_def as f64 * 1e-9;
+    let (original_duration_s, defended_duration_s) = match watch {
+        Some((a, b)) => {
+            let s = (b - a) as f64 * 1e-9;
+            (s, s)
+        }
+        None => {
+            let last_orig = original.last().map_or(t0_ns, |p| p.t_ns) - t0_ns;
+            let last_def = defended
+                .iter()
+                .map(|p| p.t_ns)
+                .max()
+                .unwrap_or(0)
+                .max(last_orig);
+            (last_orig as f64 * 1e-9, last_def as f64 * 1e-9)
+        }
+    };
     let per = |b: f64, s: f64| if s > 0.0 { b / s } else { 0.0 };
     let bytes_added = defended_bytes as i64 - original_bytes as i64;
     let cover: Vec<&&WirePacket> = def.iter().filter(|p| p.kind == WireKind::Cover).collect();

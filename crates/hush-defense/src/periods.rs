@@ -265,6 +265,10 @@ impl Run<'_> {
 
 /// Apply a cover-period defense to both directions' messages: the wire packets in time order
 /// and the delays of outbound and inbound messages.
+///
+/// `always_on_until_ns`: `None` runs ticks only within bursts of activity, as iPET does on a
+/// capture; `Some(end)` runs them without a break from time 0 to `end` (and on until the buffer
+/// drains), as on a link that is shaped all the time, so idle stretches draw cover periods too.
 #[allow(clippy::type_complexity)]
 pub fn run_periods(
     out_msgs: &[Message],
@@ -272,6 +276,7 @@ pub fn run_periods(
     p: &Periods,
     seed: u64,
     net: &NetworkModel,
+    always_on_until_ns: Option<i64>,
 ) -> Result<(Vec<WirePacket>, Vec<i64>, Vec<i64>), DefenseError> {
     p.validate()?;
     let mut rng = ShapeRng::seed_from_u64(seed);
@@ -322,20 +327,29 @@ pub fn run_periods(
         }
     };
     let mut k = 0;
-    while k < all.len() {
+    // Always on: one burst from 0 to the end, whatever the traffic.
+    while k < all.len() || (always_on_until_ns.is_some() && k == 0) {
         // One burst of activity: packets closer than the silence threshold.
-        let mut end = k;
-        while end + 1 < all.len() && all[end + 1].0 - all[end].0 <= silence_ns {
-            end += 1;
-        }
-        let first = all[k].0;
-        let tick_end = all[end].0 + silence_ns;
+        let (first, tick_end, end) = match always_on_until_ns {
+            Some(until) => (
+                0,
+                until.max(all.last().map_or(0, |a| a.0)),
+                all.len().saturating_sub(1),
+            ),
+            None => {
+                let mut end = k;
+                while end + 1 < all.len() && all[end + 1].0 - all[end].0 <= silence_ns {
+                    end += 1;
+                }
+                (all[k].0, all[end].0 + silence_ns, end)
+            }
+        };
         let mut tick = first;
         let mut next = k;
         // Ticks until the burst's window ends and the buffer has drained.
         while tick <= tick_end || !run.buffer.is_empty() {
             // Real packets up to this tick, in time order, then the tick's two entries.
-            while next <= end && all[next].0 <= tick {
+            while next <= end && next < all.len() && all[next].0 <= tick {
                 let (t, d, i) = all[next];
                 run.entry(t, d, Some((i, msg(d, i))));
                 next += 1;
@@ -343,9 +357,12 @@ pub fn run_periods(
             run.entry(tick, Direction::Outbound, None);
             run.entry(tick, Direction::Inbound, None);
             tick += tick_ns;
-            if tick > tick_end && run.buffer.is_empty() && next > end {
+            if tick > tick_end && run.buffer.is_empty() && (next > end || next >= all.len()) {
                 break;
             }
+        }
+        if always_on_until_ns.is_some() {
+            break;
         }
         k = end + 1;
     }

@@ -473,7 +473,7 @@ fn captures() -> Vec<(String, Vec<Message>, Vec<Message>, i64)> {
     ] {
         let path = dir.join(device).join(file);
         if !path.is_file() {
-            eprintln!("skipped: {} not found", path.display());
+            hush_trace::data::skip(&format!("{} not found", path.display()));
             continue;
         }
         let mut trace = read_trace(&path, ReadOptions::default()).unwrap();

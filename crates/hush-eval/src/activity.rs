@@ -288,17 +288,17 @@ impl Activity {
     pub fn cut(&self, sources: &[Trace]) -> Vec<Trace> {
         self.windows
             .iter()
-            .map(|w| {
-                let src = &sources[w.source];
-                let a = src.packets.partition_point(|p| p.t_ns < w.start_ns);
-                let b = src.packets.partition_point(|p| p.t_ns < w.end_ns);
-                Trace {
-                    name: format!("{}@{:.1}s", src.name, w.start_ns as f64 / 1e9),
-                    packets: src.packets[a..b].to_vec(),
-                    endpoints: src.endpoints.clone(),
-                    report: Default::default(),
-                }
-            })
+            .map(|w| window_of(&sources[w.source], w))
+            .collect()
+    }
+
+    /// The windows of source `source`, cut from `trace` (that source, defended or not), in the
+    /// order they appear in [`Activity::windows`].
+    pub fn cut_source(&self, source: usize, trace: &Trace) -> Vec<Trace> {
+        self.windows
+            .iter()
+            .filter(|w| w.source == source)
+            .map(|w| window_of(trace, w))
             .collect()
     }
 
@@ -319,6 +319,18 @@ impl Activity {
             labels: self.labels.clone(),
             report: Default::default(),
         }
+    }
+}
+
+/// Window `w` of `trace`: its packets in `[start, end)`.
+fn window_of(trace: &Trace, w: &Window) -> Trace {
+    let a = trace.packets.partition_point(|p| p.t_ns < w.start_ns);
+    let b = trace.packets.partition_point(|p| p.t_ns < w.end_ns);
+    Trace {
+        name: format!("{}@{:.1}s", trace.name, w.start_ns as f64 / 1e9),
+        packets: trace.packets[a..b].to_vec(),
+        endpoints: trace.endpoints.clone(),
+        report: Default::default(),
     }
 }
 

@@ -31,6 +31,10 @@
 //! one_way_delay_s = 0.01
 //! ```
 //!
+//! The observation model (see `hush_defense::observe`): `observations = ["session", "window"]`
+//! (the default: both), `window_s = 600` at the top for every dataset, or in a `[[dataset]]`
+//! for that one (default: the dataset's longest capture plus a margin).
+//!
 //! Relative paths are relative to the file.
 
 use std::path::{Path, PathBuf};
@@ -68,6 +72,11 @@ pub struct Experiment {
     pub out: Option<PathBuf>,
     /// The simulator's network.
     pub network: Option<NetworkModel>,
+    /// What the eavesdropper observes: `["session", "window"]` (the default: both).
+    pub observations: Vec<String>,
+    /// The window view's window for every dataset, seconds (a dataset's own `window_s` wins;
+    /// default: derived from each dataset, see `hush_defense::observe::default_window_s`).
+    pub window_s: Option<f64>,
 }
 
 /// One dataset of an experiment.
@@ -97,6 +106,9 @@ pub struct CapturesEntry {
     /// The trace (or label) whose rate the report plots.
     #[serde(default)]
     pub rate_trace: Option<String>,
+    /// The window view's window for this dataset, seconds.
+    #[serde(default)]
+    pub window_s: Option<f64>,
 }
 
 /// A sweep as a table: `defense` and, per parameter, the values to try.

@@ -8,6 +8,7 @@
 //!   into event and idle windows), and the two public ones in the events folder;
 //! - [`experiment`]: experiment files (TOML): datasets, defenses with parameter sweeps, attacks,
 //!   seeds;
+//! - [`parquet`]: results and every example's feature rows as Parquet files;
 //! - [`report`]: one static HTML file with inline SVG per run: per dataset the privacy–overhead
 //!   frontier (Pareto front, chance line), the latency–privacy plot, traffic-rate charts,
 //!   confusion matrices, and a table of every cell;
@@ -27,6 +28,7 @@ pub mod activity;
 pub mod experiment;
 pub mod home;
 pub mod matrix;
+pub mod parquet;
 pub mod report;
 
 /// Errors of the bench.

@@ -28,6 +28,8 @@ use crate::matrix::{Cell, RatePlot, Rates, Results};
 pub struct FrontierPoint {
     /// The defense.
     pub defense: String,
+    /// The observation model its rows were seen under (`session` or `window`).
+    pub observation: String,
     /// Bytes added, % of the original.
     pub bytes_added_pct: f64,
     /// 95th percentile delay of real data, seconds.
@@ -47,8 +49,65 @@ pub struct FrontierPoint {
     pub pareto: bool,
 }
 
-/// The frontier's points, in the rows' defense order. `cells` are one dataset's: rows of several
-/// are pooled by defense name.
+/// The observation models of `cells`, in order of first appearance.
+pub fn observations(cells: &[Cell]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in cells {
+        if !out.contains(&c.observation) {
+            out.push(c.observation.clone());
+        }
+    }
+    out
+}
+
+/// The frontier of the rows seen under one observation model.
+pub fn frontier_of(cells: &[Cell], observation: &str) -> Vec<FrontierPoint> {
+    let mine: Vec<Cell> = cells
+        .iter()
+        .filter(|c| c.observation == observation)
+        .cloned()
+        .collect();
+    frontier(&mine)
+}
+
+/// Whether a row's defense is always on (its parameters name a catalog defense that is; see
+/// [`hush_defense::DefenseSpec::always_on`]).
+fn always_on(c: &Cell) -> bool {
+    c.parameters
+        .parse::<hush_defense::DefenseSpec>()
+        .is_ok_and(|d| d.always_on())
+}
+
+/// The headline frontier: each defense under the view that fits it, the window view for an
+/// always-on defense (a capture's length is not visible on an always-on link) and the session
+/// view for the rest (their sessions do start and end), whichever of the two the rows have.
+pub fn headline(cells: &[Cell]) -> Vec<FrontierPoint> {
+    let has = |d: &str, o: &str| cells.iter().any(|c| c.defense == d && c.observation == o);
+    let chosen: Vec<Cell> = cells
+        .iter()
+        .filter(|c| {
+            let want = if always_on(c) { "window" } else { "session" };
+            c.observation == want || !has(&c.defense, want)
+        })
+        .cloned()
+        .collect();
+    // A defense with neither view preferred keeps one: the first it has.
+    let mut out = Vec::new();
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for c in chosen {
+        let key = (c.defense.clone(), c.observation.clone());
+        if !seen.iter().any(|(d, o)| *d == key.0 && *o != key.1) {
+            if !seen.contains(&key) {
+                seen.push(key);
+            }
+            out.push(c);
+        }
+    }
+    frontier(&out)
+}
+
+/// The frontier's points, in the rows' defense order. `cells` are one dataset's and one
+/// observation's: rows of several are pooled by defense name.
 pub fn frontier(cells: &[Cell]) -> Vec<FrontierPoint> {
     let mut defenses: Vec<&str> = Vec::new();
     for c in cells {
@@ -90,6 +149,9 @@ pub fn frontier(cells: &[Cell]) -> Vec<FrontierPoint> {
             let (adaptive_accuracy, adaptive_attack, chance) = mean_best(&mine, "adaptive");
             FrontierPoint {
                 defense: d.to_string(),
+                observation: mine
+                    .first()
+                    .map_or_else(String::new, |c| c.observation.clone()),
                 bytes_added_pct: mine.iter().map(|c| c.bytes_added_pct).sum::<f64>() / n,
                 latency_p95_s: mine.iter().map(|c| c.latency_p95_s).sum::<f64>() / n,
                 adaptive_accuracy,
@@ -620,8 +682,37 @@ fn datasets(results: &Results) -> Vec<&str> {
     names
 }
 
-/// One dataset's section: its frontier and latency scatters and frontier table, the rate plots
-/// and the confusion matrices.
+/// A frontier table under an optional heading.
+fn frontier_table(h: &mut String, heading: &str, pts: &[FrontierPoint]) {
+    if !heading.is_empty() {
+        h.push_str(&format!("<h3>{}</h3>\n", esc(heading)));
+    }
+    h.push_str(
+        "<table><tr><th>defense</th><th>observed</th><th>adaptive</th><th>non-adaptive</th>\
+         <th>chance</th><th>best adaptive attack</th><th>bytes added %</th><th>B/s added</th>\
+         <th>delay p95 s</th><th>Pareto</th></tr>\n",
+    );
+    for p in pts {
+        h.push_str(&format!(
+            "<tr{cls}><td>{}</td><td>{}</td><td>{:.1}%</td><td>{:.1}%</td><td>{:.1}%</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.3}</td><td>{}</td></tr>\n",
+            esc(&p.defense),
+            esc(&p.observation),
+            100.0 * p.adaptive_accuracy,
+            100.0 * p.naive_accuracy,
+            100.0 * p.chance,
+            esc(&p.adaptive_attack),
+            p.bytes_added_pct,
+            p.added_bps,
+            p.latency_p95_s,
+            if p.pareto { "yes" } else { "" },
+            cls = if p.pareto { " class=\"pareto\"" } else { "" }
+        ));
+    }
+    h.push_str("</table>\n");
+}
+
+/// One dataset's section: the headline table, per observation model its frontier and latency
+/// scatters and frontier table, the rate plots and the confusion matrices.
 fn section(
     h: &mut String,
     index: usize,
@@ -638,60 +729,74 @@ fn section(
         esc(dataset)
     ));
     let owned: Vec<Cell> = mine.iter().map(|c| (*c).clone()).collect();
-    let pts = frontier(&owned);
+    let pts = headline(&owned);
     if mine.is_empty() {
         h.push_str("<p>No rows for this dataset.</p>\n");
-    } else {
+    }
+    let views = observations(&owned);
+    if views.len() > 1 {
+        h.push_str(
+            "<p>Each defense under each observation model. <b>Session</b>: the eavesdropper sees \
+             one capture, start to end. <b>Window</b>: it watches an always-on link through fixed \
+             windows chosen without looking at the traffic; always-on defenses (independent link \
+             padding, cover periods) run before each window opens and after it closes, so a \
+             capture's length is no longer visible. The headline table takes the window view for \
+             always-on defenses and the session view for the others.</p>\n",
+        );
+        frontier_table(h, "Headline", &pts);
+    }
+    for view in &views {
+        let vp = frontier_of(&owned, view);
+        let window_s = owned
+            .iter()
+            .find(|c| &c.observation == view)
+            .map_or(0.0, |c| c.window_s);
+        let what = match view.as_str() {
+            "window" => format!("observed through windows of {} s", num(window_s)),
+            "session" => "observed as sessions".to_string(),
+            other => format!("observed as {other}"),
+        };
         let privacy = scatter(
-            &pts,
+            &vp,
             |p| p.bytes_added_pct,
             "bytes added, % (log scale)",
-            "Privacy against bandwidth: the strongest attack per defense",
+            &format!("Privacy against bandwidth, {what}: the strongest attack per defense"),
             true,
         )?;
         let latency = scatter(
-            &pts,
+            &vp,
             |p| p.latency_p95_s,
             "real-data delay p95, s (log scale)",
-            "Privacy against latency",
+            &format!("Privacy against latency, {what}"),
             false,
         )?;
         h.push_str(&format!(
-            "<figure>{privacy}</figure>\n<figure>{latency}</figure>\n"
+            "<h3 id=\"dataset-{index}-{v}\">{}</h3>\n<figure>{privacy}</figure>\n<figure>{latency}</figure>\n",
+            esc(&format!("Frontier, {what}")),
+            v = esc(view)
         ));
-        h.push_str(
-            "<h3>Frontier</h3>\n<table><tr><th>defense</th><th>adaptive</th><th>non-adaptive</th>\
-             <th>chance</th><th>best adaptive attack</th><th>bytes added %</th><th>B/s added</th>\
-             <th>delay p95 s</th><th>Pareto</th></tr>\n",
-        );
-        for p in &pts {
-            h.push_str(&format!(
-                "<tr{cls}><td>{}</td><td>{:.1}%</td><td>{:.1}%</td><td>{:.1}%</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.3}</td><td>{}</td></tr>\n",
-                esc(&p.defense),
-                100.0 * p.adaptive_accuracy,
-                100.0 * p.naive_accuracy,
-                100.0 * p.chance,
-                esc(&p.adaptive_attack),
-                p.bytes_added_pct,
-                p.added_bps,
-                p.latency_p95_s,
-                if p.pareto { "yes" } else { "" },
-                cls = if p.pareto { " class=\"pareto\"" } else { "" }
-            ));
-        }
-        h.push_str("</table>\n");
+        frontier_table(h, "", &vp);
     }
     for plot in results.rates.iter().filter(|r| r.dataset == dataset) {
         h.push_str(&format!(
-            "<h3>Traffic rate</h3>\n<figure class=\"rates\">\n<figcaption>Trace <b>{}</b> (label \
-             <b>{}</b>) before and after each defense, in bytes per second over {} s bins from the \
-             original's first packet: <span style=\"color:#e66101\">&#9632; outbound</span> and \
+            "<h3>Traffic rate, {}</h3>\n<figure class=\"rates\">\n<figcaption>Trace <b>{}</b> (label \
+             <b>{}</b>) before and after each defense, in bytes per second over {} s bins from {}: <span style=\"color:#e66101\">&#9632; outbound</span> and \
              <span style=\"color:#008080\">&#9632; inbound</span> defended traffic, over the \
              <span style=\"color:#9a9a9a\">&#9632; original</span> traffic in both directions. \
              Each chart has its own y range.</figcaption>\n<div class=\"grid\">\n",
+            if plot.observation == "window" {
+                "window view"
+            } else {
+                "session view"
+            },
             esc(&plot.trace),
             esc(&plot.label),
-            num(plot.bin_s)
+            num(plot.bin_s),
+            if plot.observation == "window" {
+                "the opening of its first window (the capture sits inside at a random offset)"
+            } else {
+                "the original's first packet"
+            }
         ));
         for (defense, rates) in &plot.defended {
             let svg = rate_chart(plot, defense, rates)?;
@@ -701,21 +806,29 @@ fn section(
     }
     let chosen: Vec<&Cell> = pts
         .iter()
-        .filter_map(|p| confusion_cell(&mine, &p.defense, &p.adaptive_attack))
+        .filter_map(|p| {
+            let same: Vec<&Cell> = mine
+                .iter()
+                .filter(|c| c.observation == p.observation)
+                .copied()
+                .collect();
+            confusion_cell(&same, &p.defense, &p.adaptive_attack)
+        })
         .collect();
     if !chosen.is_empty() {
         h.push_str(
             "<h3>Confusion matrices</h3>\n<p>Per defense, the strongest adaptive attack of the \
-             frontier table, its best seed: rows are the true class, columns the predicted one, and each \
+             headline table (in its observation model), its best seed: rows are the true class, columns the predicted one, and each \
              cell's shade is its share of the true class's windows.</p>\n",
         );
         // The undefended matrix starts open, as the baseline the others are read against.
         let open = chosen.iter().position(|c| c.defense == "none").unwrap_or(0);
         for (i, c) in chosen.iter().enumerate() {
             h.push_str(&format!(
-                "<details{}><summary>{} — {}, accuracy {:.1}% (seed {}, {} classes)</summary>\n",
+                "<details{}><summary>{} ({}) — {}, accuracy {:.1}% (seed {}, {} classes)</summary>\n",
                 if i == open { " open" } else { "" },
                 esc(&c.defense),
+                esc(&c.observation),
                 esc(&c.attack),
                 100.0 * c.accuracy,
                 c.seed,
@@ -755,7 +868,7 @@ pub fn render(results: &Results, title: &str) -> Result<String, EvalError> {
          section{{border-top:2px solid #888;margin-top:2em}}figure{{margin:1em 0}}\
          .grid{{display:grid;grid-template-columns:repeat(2,520px);gap:8px}}\
          figcaption{{font-size:14px;margin-bottom:.5em}}summary{{cursor:pointer;margin:.3em 0}}\
-         .wide{{overflow-x:auto}}.cells{{font-size:12px}}.cells td,.cells th{{padding:2px 4px}}.cells td{{white-space:nowrap}}.cells td:nth-child(-n+5),.cells th:nth-child(-n+5){{text-align:left}}\
+         .wide{{overflow-x:auto}}.cells{{font-size:12px}}.cells td,.cells th{{padding:2px 4px}}.cells td{{white-space:nowrap}}.cells td:nth-child(-n+6),.cells th:nth-child(-n+6){{text-align:left}}\
          .cells td.p{{white-space:normal;overflow-wrap:anywhere;min-width:12em}}</style></head><body>\n\
          <h1>{t}</h1>\n<p>hush {v}. Each defense's traffic attacked by an <b>adaptive</b> attacker (trained on \
          defended traffic) and a <b>non-adaptive</b> one (trained on undefended traffic), folds by capture. \
@@ -779,15 +892,20 @@ pub fn render(results: &Results, title: &str) -> Result<String, EvalError> {
         section(&mut h, i + 1, d, results)?;
     }
     h.push_str(
-        "<h2>Every cell</h2>\n<div class=\"wide\"><table class=\"cells\"><tr><th>dataset</th><th>defense</th><th>parameters</th><th>attack</th>\
+        "<h2>Every cell</h2>\n<div class=\"wide\"><table class=\"cells\"><tr><th>dataset</th><th>observed</th><th>defense</th><th>parameters</th><th>attack</th>\
          <th>attacker</th><th>seed</th><th>accuracy</th><th>macro-F1</th><th>capture acc.</th><th>chance</th>\
          <th>windows</th><th>bytes +%</th><th>B/s +</th><th>p50 s</th><th>p95 s</th><th>p99 s</th></tr>\n",
     );
     for c in cells {
         h.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td class=\"p\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{:.1}%</td>\
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"p\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{:.1}%</td>\
              <td>{:.1}%</td><td>{:.1}%</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>\n",
             esc(&c.dataset),
+            esc(&if c.observation == "window" {
+                format!("window {} s", num(c.window_s))
+            } else {
+                c.observation.clone()
+            }),
             esc(&c.defense),
             esc(&c.parameters),
             esc(&c.attack),
@@ -816,6 +934,8 @@ mod tests {
     fn cell(defense: &str, attacker: &str, acc: f64, bytes: f64) -> Cell {
         Cell {
             dataset: "d".into(),
+            observation: "session".into(),
+            window_s: 0.0,
             defense: defense.into(),
             parameters: defense.into(),
             attack: "flow-stats".into(),
@@ -904,6 +1024,7 @@ mod tests {
         ];
         let plot = |dataset: &str, defenses: &[&str]| RatePlot {
             dataset: dataset.into(),
+            observation: "session".into(),
             trace: format!("{HOSTILE}-trace"),
             label: format!("{HOSTILE}-label"),
             bin_s: 0.5,
@@ -941,8 +1062,12 @@ mod tests {
         assert_eq!(html.matches("<details").count(), 3);
         // One open per dataset: the undefended one, else the first.
         assert_eq!(html.matches("<details open>").count(), 2);
-        assert!(html.contains("<details open><summary>none — flow-stats, accuracy 90.0%"));
-        assert!(html.contains("<details open><summary>front — flow-stats, accuracy 70.0%"));
+        assert!(
+            html.contains("<details open><summary>none (session) — flow-stats, accuracy 90.0%")
+        );
+        assert!(
+            html.contains("<details open><summary>front (session) — flow-stats, accuracy 70.0%")
+        );
         // The strongest adaptive row stands for its defense.
         assert!(html.contains("accuracy 60.0%") && !html.contains("accuracy 50.0%"));
         // Every cell, with its dataset.
@@ -972,7 +1097,7 @@ mod tests {
         // Tables (frontier, every cell), summary, chart title (plotters escapes too), the
         // caption's trace and label, and the heatmap's axes.
         assert!(html.contains(&format!("<td>{escaped}pad&lt;/i&gt;</td>")));
-        assert!(html.contains(&format!("<summary>{escaped}pad&lt;/i&gt; — ")));
+        assert!(html.contains(&format!("<summary>{escaped}pad&lt;/i&gt; (session) — ")));
         assert!(html.contains(&format!("<b>{escaped}pad&lt;/i&gt;-trace</b>")));
         assert!(html.contains(&format!("<b>{escaped}pad&lt;/i&gt;-label</b>")));
         // plotters also escapes apostrophes; the title sits in an SVG text element.
@@ -1002,6 +1127,7 @@ mod tests {
     fn rate_chart_survives_bad_numbers() {
         let plot = RatePlot {
             dataset: "d".into(),
+            observation: "session".into(),
             trace: "t".into(),
             label: "l".into(),
             bin_s: f64::NAN,

@@ -6,7 +6,7 @@
 
 use hush_eval::EvalError;
 use hush_eval::home::{HomeConfig, simulate_home};
-use hush_eval::matrix::{Cache, Input, Matrix, run, to_csv};
+use hush_eval::matrix::{Cache, Input, Matrix, Observation, run, to_csv};
 
 fn home() -> hush_trace::dataset::Dataset {
     simulate_home(&HomeConfig {
@@ -17,17 +17,14 @@ fn home() -> hush_trace::dataset::Dataset {
     .unwrap()
 }
 
+/// The session view only (the window view has tests of its own below).
 fn matrix(defenses: &[&str]) -> Matrix {
     Matrix {
         dataset: "home".into(),
         defenses: defenses.iter().map(|s| s.to_string()).collect(),
         attacks: vec!["flow-stats".into()],
-        seeds: vec![0],
-        folds: 5,
-        max_epochs: None,
-        network: Default::default(),
-        rate_trace: None,
-        max_train_windows: None,
+        observations: vec![Observation::Session],
+        ..Matrix::default()
     }
 }
 
@@ -218,7 +215,8 @@ fn rate_plots_and_confusion_matrices() {
         ..matrix(&["none", "ilp-constant"])
     };
     let r = run(&Input::Captures(&ds), &m, None, &|_, _| {}).unwrap();
-    let plot = &r.rates;
+    assert_eq!(r.rates.len(), 1, "one view, one plot");
+    let plot = &r.rates[0];
     assert_eq!(plot.label, "sleep-monitor");
     let t = ds
         .traces
@@ -268,4 +266,261 @@ fn rate_plots_and_confusion_matrices() {
     };
     let err = run(&Input::Captures(&ds), &bad, None, &|_, _| {}).unwrap_err();
     assert!(err.to_string().contains("toaster"), "{err}");
+}
+
+/// The window view: an always-on defense watched through fixed windows shows nothing of the
+/// device, while the session view shows the capture's length; without a defense both views see
+/// the same packets and score the same.
+#[test]
+fn always_on_defenses_are_judged_over_fixed_windows() {
+    let ds = home();
+    let m = Matrix {
+        attacks: vec!["flow-stats".into(), "m-agg".into()],
+        observations: vec![Observation::Session, Observation::Window],
+        ..matrix(&["none", "ilp-constant", "tamaraw"])
+    };
+    let r = run(&Input::Captures(&ds), &m, None, &|_, _| {}).unwrap();
+    assert_eq!(r.cells.len(), 3 * 2 * 2 * 2);
+    let get = |defense: &str, attack: &str, observation: &str, attacker: &str| {
+        r.cells
+            .iter()
+            .find(|c| {
+                c.defense == defense
+                    && c.attack == attack
+                    && c.observation == observation
+                    && c.attacker == attacker
+            })
+            .unwrap()
+    };
+    // Sessions of up to 600 s: the window is the longest plus 10% (at least 10 s).
+    let longest_s = ds
+        .traces
+        .iter()
+        .map(|t| hush_defense::observe::span_ns(&t.trace) as f64 * 1e-9)
+        .fold(0.0, f64::max);
+    let w = get("none", "flow-stats", "window", "adaptive");
+    assert!(longest_s > 590.0 && longest_s <= 600.0, "{longest_s}");
+    assert_eq!(w.window_s, (1.1 * longest_s).ceil());
+    assert_eq!(
+        get("none", "flow-stats", "session", "adaptive").window_s,
+        0.0
+    );
+    for attack in ["flow-stats", "m-agg"] {
+        for attacker in ["adaptive", "non-adaptive"] {
+            let (s, w) = (
+                get("none", attack, "session", attacker),
+                get("none", attack, "window", attacker),
+            );
+            assert_eq!(
+                (s.accuracy, &s.confusion),
+                (w.accuracy, &w.confusion),
+                "{attack} {attacker}: no defense, the same packets"
+            );
+        }
+        // Constant-rate padding watched through windows: the wire is the same in every window,
+        // so the adaptive attacker is at chance (within 2 points); in sessions it is not.
+        let win = get("ilp-constant", attack, "window", "adaptive");
+        assert!(
+            (win.accuracy - win.chance).abs() <= 0.02,
+            "{attack}: {} vs chance {}",
+            win.accuracy,
+            win.chance
+        );
+        // Always-on cost is the link's rate over the window: 150 B + 66 B of headers every
+        // 50 ms each way, less what the device sent.
+        assert!(
+            (win.added_bps - 2.0 * 216.0 / 0.05).abs() < 0.1 * 2.0 * 216.0 / 0.05,
+            "{}",
+            win.added_bps
+        );
+    }
+    // In sessions the stream's length is the capture's, and flow statistics read it.
+    let ses = get("ilp-constant", "flow-stats", "session", "adaptive");
+    assert!(ses.accuracy > 0.3, "{}", ses.accuracy);
+    // A session-bounded defense whose sessions fit in their windows: the same packets, so the
+    // same scores in both views, costed per second watched.
+    let (s, w) = (
+        get("tamaraw", "flow-stats", "session", "adaptive"),
+        get("tamaraw", "flow-stats", "window", "adaptive"),
+    );
+    assert_eq!(s.accuracy, w.accuracy);
+    assert_eq!(s.bytes_added_pct, w.bytes_added_pct);
+    assert!(w.added_bps < s.added_bps);
+    // Both views have a rate plot.
+    let views: Vec<&str> = r.rates.iter().map(|p| p.observation.as_str()).collect();
+    assert_eq!(views, ["session", "window"]);
+    // Same seed, same bytes.
+    let again = run(&Input::Captures(&ds), &m, None, &|_, _| {}).unwrap();
+    assert_eq!(to_csv(&again.cells), to_csv(&r.cells));
+}
+
+/// Windows shorter than the captures: each capture fills several, all in one fold group, and
+/// the always-on defense is still at chance.
+#[test]
+fn captures_longer_than_the_window_fill_several() {
+    let ds = home();
+    let m = Matrix {
+        observations: vec![Observation::Window],
+        window_s: Some(120.0),
+        ..matrix(&["none", "ilp-constant"])
+    };
+    let r = run(&Input::Captures(&ds), &m, None, &|_, _| {}).unwrap();
+    let none = &r.cells[0];
+    // 600 s captures in 120 s windows: 5 or 6 windows each, 25 captures.
+    assert!(
+        (25 * 5..=25 * 6).contains(&none.windows),
+        "{} windows",
+        none.windows
+    );
+    assert_eq!(none.window_s, 120.0);
+    let ilp = r
+        .cells
+        .iter()
+        .find(|c| c.defense == "ilp-constant" && c.attacker == "adaptive")
+        .unwrap();
+    assert_eq!(
+        ilp.windows, none.windows,
+        "the same windows under every defense"
+    );
+    assert!(
+        (ilp.accuracy - ilp.chance).abs() <= 0.02,
+        "{} vs {}",
+        ilp.accuracy,
+        ilp.chance
+    );
+}
+
+/// A matrix spread over machines: each shard computes its share of the jobs into one cache, and
+/// a run without a shard assembles the same rows a single run gives, computing nothing.
+#[test]
+fn shards_fill_one_cache_and_assemble_the_same_rows() {
+    use hush_eval::matrix::{RunOptions, Shard, run_with};
+    let ds = home();
+    let m = Matrix {
+        seeds: vec![0, 1],
+        ..matrix(&["none", "pad-mtu", "ilp-random"])
+    };
+    let whole = run(&Input::Captures(&ds), &m, None, &|_, _| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache {
+        dir: dir.path().join("cache"),
+        read: true,
+    };
+    let mut computed = 0;
+    for index in 1..=3 {
+        let shard: Shard = format!("{index}/3").parse().unwrap();
+        let r = run_with(
+            &Input::Captures(&ds),
+            &m,
+            &RunOptions {
+                cache: Some(&cache),
+                shard: Some(shard),
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+        // Six jobs (3 defenses x 2 seeds), two per shard, one cell each.
+        assert_eq!(r.stats.computed, 2, "shard {index}");
+        computed += r.stats.computed;
+    }
+    assert_eq!(computed, 6);
+    let assembled = run(&Input::Captures(&ds), &m, Some(&cache), &|_, _| {}).unwrap();
+    assert_eq!((assembled.stats.computed, assembled.stats.cached), (0, 6));
+    assert_eq!(to_csv(&assembled.cells), to_csv(&whole.cells));
+    for bad in ["0/3", "4/3", "1", "a/b", "1/0"] {
+        assert!(bad.parse::<Shard>().is_err(), "{bad}");
+    }
+}
+
+/// Parquet output reads back with the same rows: the results, and every example's features.
+#[test]
+fn parquet_files_read_back_with_the_same_rows() {
+    use arrow_array::{Array, Float32Array, Float64Array, StringArray};
+    use hush_eval::matrix::{RunOptions, run_with};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let ds = home();
+    let m = matrix(&["none", "pad-mtu"]);
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_with(
+        &Input::Captures(&ds),
+        &m,
+        &RunOptions {
+            features_dir: Some(&dir.path().join("features")),
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    let read = |path: &std::path::Path| {
+        let f = std::fs::File::open(path).unwrap();
+        let batches: Vec<_> = ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        one_batch(&batches)
+    };
+    let results = dir.path().join("results.parquet");
+    hush_eval::parquet::write_results(&results, &r.cells).unwrap();
+    let b = read(&results);
+    assert_eq!(b.num_rows(), r.cells.len());
+    let col = |name: &str| b.column(b.schema().index_of(name).unwrap()).clone();
+    let acc = col("accuracy");
+    let acc = acc.as_any().downcast_ref::<Float64Array>().unwrap();
+    let defense = col("defense");
+    let defense = defense.as_any().downcast_ref::<StringArray>().unwrap();
+    for (i, c) in r.cells.iter().enumerate() {
+        assert_eq!(acc.value(i), c.accuracy);
+        assert_eq!(defense.value(i), c.defense);
+    }
+    // Features: one file per defense, one row per capture (flow statistics), the values the
+    // attack computes.
+    let attack = hush_attack::Attack::by_name("flow-stats").unwrap();
+    let f = read(
+        &dir.path()
+            .join("features/home/session/flow-stats/pad-mtu_size_bytes=1448-seed0.parquet"),
+    );
+    assert_eq!(f.num_rows(), ds.traces.len());
+    let names = attack.feature_names();
+    assert_eq!(f.num_columns(), 4 + names.len());
+    let labels = f
+        .column(1)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap()
+        .clone();
+    let groups = f
+        .column(2)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap()
+        .clone();
+    let first = f
+        .column(4)
+        .as_any()
+        .downcast_ref::<Float32Array>()
+        .unwrap()
+        .clone();
+    let spec: hush_defense::DefenseSpec = "pad-mtu".parse().unwrap();
+    for row in 0..f.num_rows() {
+        let i = ds
+            .traces
+            .iter()
+            .position(|t| t.group == groups.value(row))
+            .unwrap();
+        assert_eq!(labels.value(row), ds.traces[i].label);
+        let seed = hush_attack::eval::trace_seed(0, i);
+        let t = &ds.traces[i].trace;
+        let d = hush_defense::defend(t, &spec, seed, &m.network)
+            .unwrap()
+            .to_trace(t);
+        assert_eq!(first.value(row), attack.windows(&d)[0][0]);
+    }
+    assert!(first.null_count() == 0);
+}
+
+/// The batches of a file as one.
+fn one_batch(batches: &[arrow_array::RecordBatch]) -> arrow_array::RecordBatch {
+    assert_eq!(batches.len(), 1, "small files are one batch");
+    batches[0].clone()
 }

@@ -17,14 +17,32 @@ pub fn shared_data_dir() -> Option<PathBuf> {
 
 /// A sub-folder of [`shared_data_dir`], or `None` (with a message on stderr saying why) so a test
 /// can `return` early: `let Some(dir) = shared_data("iot-sentinel") else { return };`
+///
+/// With `HUSH_REQUIRE_DATA=1` in the environment (as CI sets it) a missing folder panics
+/// instead, so a test that needs real data fails rather than passing without it.
 pub fn shared_data(sub: &str) -> Option<PathBuf> {
     match shared_data_dir().map(|d| d.join(sub)) {
         Some(d) if d.is_dir() => Some(d),
         _ => {
-            eprintln!(
-                "skipped: real data folder {sub:?} not found (set HUSH_DATA or place ../shared/data)"
-            );
+            skip(&format!(
+                "real data folder {sub:?} not found (set HUSH_DATA or place ../shared/data)"
+            ));
             None
         }
     }
+}
+
+/// Whether `HUSH_REQUIRE_DATA=1`: tests that need real data must fail without it.
+pub fn data_required() -> bool {
+    std::env::var_os("HUSH_REQUIRE_DATA").is_some_and(|v| v == "1")
+}
+
+/// Say why a test is skipping, or panic with that reason when [`data_required`]: for tests
+/// that find a data folder but miss a file in it.
+#[allow(clippy::panic)] // a test helper: failing the test is its job
+pub fn skip(why: &str) {
+    if data_required() {
+        panic!("HUSH_REQUIRE_DATA=1 but {why}");
+    }
+    eprintln!("skipped: {why}");
 }
