@@ -3,12 +3,14 @@
 //!
 //! ```text
 //! cargo run --release -p hush-trace --example make_home -- OUT.pcap [--devices 15] [--hours 1]
-//!     [--repeat 1] [--seed 0] [--from ../shared/data/iot-sentinel]
+//!     [--events 20] [--seed 0] [--from ../shared/data/iot-sentinel]
 //! ```
 //!
-//! Picks `--devices` of the 31 device folders (seeded), and lays each one's captures (every
-//! capture `--repeat` times) over `--hours` at seeded random times that never overlap for one
-//! device, while different devices' captures interleave freely, as a home's devices do. Frames are
+//! Picks `--devices` of the 31 device folders (seeded) and lays `--events` captures of each over
+//! `--hours` (its captures in a seeded order, cycled when it has fewer, so every device is as busy)
+//! at seeded random times that never overlap for one device, while different devices' captures
+//! interleave freely, as a home's devices do. Bigger homes for memory benchmarks: raise `--hours`
+//! and `--events` together (e.g. `--hours 24 --events 480`). Frames are
 //! copied byte for byte with shifted timestamps, other hosts' frames (the router, the phone that
 //! set the device up) included, as a gateway capture would hold them. Writes OUT.pcap and, beside
 //! it, OUT-devices.csv (`mac,name,type`, the types being the IoT Sentinel paper's 27). Never commit
@@ -31,21 +33,21 @@ struct Args {
     out: PathBuf,
     devices: usize,
     hours: f64,
-    repeat: usize,
+    events: usize,
     seed: u64,
     from: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let usage =
-        "usage: make_home OUT.pcap [--devices N] [--hours H] [--repeat R] [--seed S] [--from DIR]";
+        "usage: make_home OUT.pcap [--devices N] [--hours H] [--events N] [--seed S] [--from DIR]";
     let mut args = std::env::args().skip(1);
     let mut out = None;
     let mut parsed = Args {
         out: PathBuf::new(),
         devices: 15,
         hours: 1.0,
-        repeat: 1,
+        events: 20,
         seed: 0,
         from: None,
     };
@@ -55,7 +57,7 @@ fn parse_args() -> Result<Args, String> {
         match a.as_str() {
             "--devices" => parsed.devices = value(&a)?.parse().map_err(|_| bad(&a))?,
             "--hours" => parsed.hours = value(&a)?.parse().map_err(|_| bad(&a))?,
-            "--repeat" => parsed.repeat = value(&a)?.parse().map_err(|_| bad(&a))?,
+            "--events" => parsed.events = value(&a)?.parse().map_err(|_| bad(&a))?,
             "--seed" => parsed.seed = value(&a)?.parse().map_err(|_| bad(&a))?,
             "--from" => parsed.from = Some(PathBuf::from(value(&a)?)),
             "-h" | "--help" => return Err(usage.into()),
@@ -64,9 +66,9 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     parsed.out = out.ok_or(usage)?;
-    if parsed.devices == 0 || parsed.repeat == 0 || !(parsed.hours > 0.0 && parsed.hours < 1e5) {
+    if parsed.devices == 0 || parsed.events == 0 || !(parsed.hours > 0.0 && parsed.hours < 1e5) {
         return Err(format!(
-            "--devices and --repeat must be at least 1, --hours positive; {usage}"
+            "--devices and --events must be at least 1, --hours positive; {usage}"
         ));
     }
     Ok(parsed)
@@ -129,9 +131,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .find(|(device, _)| *device == name)
             .map_or(name.as_str(), |(_, t)| t);
         csv += &format!("{mac},{name},{kind}\n");
-        let caps = captures_of(folder)?;
-        let mut order: Vec<&Capture> = (0..args.repeat).flat_map(|_| caps.iter()).collect();
-        order.shuffle(&mut rng);
+        let mut caps = captures_of(folder)?;
+        caps.shuffle(&mut rng);
+        let order: Vec<&Capture> = caps.iter().cycle().take(args.events).collect();
         // Random gaps that add up to the time the captures leave free: one device never runs
         // two captures at once.
         let busy_ns: i64 = order.iter().map(|c| c.span_ns + 1).sum();

@@ -222,7 +222,7 @@ impl HomeSpec {
     /// recursively, in path order; other files ignored) are parts of one capture. Checks that
     /// the files and the devices CSV exist and that the windows are valid; reads nothing else.
     pub fn new(data: &Path, devices: &Path, windows: HomeWindows) -> Result<HomeSpec> {
-        windows.lengths_ns()?;
+        windows.lengths_ns().map_err(|e| e.in_file(data))?;
         if !devices.is_file() {
             return Err(TraceError::new(ErrorKind::MissingPath(
                 devices.to_path_buf(),
