@@ -844,15 +844,18 @@ fn eval(a: &EvalArgs) -> Result<()> {
         writeln!(out)?;
         return Ok(());
     }
+    let groups: std::collections::HashSet<&str> =
+        ds.traces.iter().map(|t| t.group.as_str()).collect();
     writeln!(
         out,
-        "{}: {} captures, {} labels, {}, seed {}{}",
+        "{}: {} traces in {} groups, {} labels, {}, seed {}{}",
         a.data.data.display(),
         ds.traces.len(),
+        groups.len(),
         ds.labels.len(),
         match a.time_split {
             Some(f) => format!("split by time (earliest {:.0}% train)", 100.0 * f),
-            None => format!("{} folds by capture", a.folds),
+            None => format!("{} folds by group", a.folds),
         },
         a.data.seed,
         a.defense

@@ -194,8 +194,8 @@ fn folder_name(p: &Path) -> String {
 
 /// A folder holding the built-in activity layouts gives those; anything else is labelled traces
 /// in one of the layouts `--data` reads.
-fn sources_of_folder(c: CapturesEntry, layout: &crate::data::LayoutArgs) -> Result<Vec<Source>> {
-    let l = layout.layout(&c.path)?;
+fn sources_of_folder(c: CapturesEntry) -> Result<Vec<Source>> {
+    let l = c.layout()?;
     if let hush_trace::dataset::Layout::Folder(dir) = &l {
         let found = hush_eval::activity::discover(dir);
         if !found.is_empty() {
@@ -212,23 +212,32 @@ pub fn run_bench(a: &BenchArgs) -> Result<()> {
     };
     let mut sources = Vec::new();
     let entries: Vec<DatasetEntry> = if a.data.is_empty() {
+        if a.layout.devices.is_some() {
+            return Err(BadInput(
+                "--devices goes with --data; in an experiment file, give devices = \"...\" in the [[dataset]]"
+                    .into(),
+            )
+            .into());
+        }
         exp.datasets.clone()
     } else {
         a.data
             .iter()
             .map(|p| {
                 DatasetEntry::Captures(CapturesEntry {
-                    path: p.clone(),
-                    name: None,
+                    devices: a.layout.devices.clone(),
+                    home_window_s: Some(a.layout.home_window_s),
+                    home_block_s: Some(a.layout.home_block_s),
                     types: a.types,
                     rate_trace: a.rate_trace.clone(),
+                    ..CapturesEntry::new(p.clone())
                 })
             })
             .collect()
     };
     for e in entries {
         match e {
-            DatasetEntry::Captures(c) => sources.extend(sources_of_folder(c, &a.layout)?),
+            DatasetEntry::Captures(c) => sources.extend(sources_of_folder(c)?),
             DatasetEntry::Activity(s) => sources.push(Source::Activity(s)),
         }
     }

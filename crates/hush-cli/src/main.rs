@@ -109,6 +109,9 @@ An experiment file (TOML):
   [[dataset]]
   path = \"../shared/data/iot-sentinel\"
   types = true
+  [[dataset]]                    # a whole home (or path = \"manifest.csv\" for a manifest)
+  path = \"home.pcap\"
+  devices = \"devices.csv\"      # mac,name[,type]; home_window_s = 60, home_block_s = 600
   [[dataset]]                    # any capture with event labels
   kind = \"activity\"
   name = \"my-plug\"

@@ -179,6 +179,18 @@ fn whole_home_and_manifest_give_the_same_bench_rows() {
     );
     assert_eq!(home.len(), 1 + 3 * 2 * 2, "{home:?}");
     assert_eq!(home, manifest);
+    // The same home from an experiment file (paths relative to it).
+    let exp = h.home.with_file_name("home.toml");
+    std::fs::write(
+        &exp,
+        format!(
+            "[[dataset]]\npath = \"home.pcap\"\ndevices = \"devices.csv\"\n\
+             home_window_s = {w}\nhome_block_s = {w}\n",
+            w = h.window_s
+        ),
+    )
+    .unwrap();
+    assert_eq!(rows(vec![exp.display().to_string()], "experiment"), home);
 }
 
 #[test]

@@ -426,7 +426,9 @@ pub fn load_home(spec: &HomeSpec, opts: &LoadOptions<'_>) -> Result<Dataset> {
         report: split.report,
         ..Dataset::default()
     };
-    for (d, trace) in devices.iter().zip(&split.traces) {
+    // By value: each device's whole trace is dropped once cut, so at most one is held beside
+    // the windows.
+    for (d, trace) in devices.iter().zip(split.traces) {
         if trace.packets.is_empty() {
             ds.report.unseen_devices.push(format!(
                 "{} ({}, {}:{})",
@@ -438,7 +440,7 @@ pub fn load_home(spec: &HomeSpec, opts: &LoadOptions<'_>) -> Result<Dataset> {
             continue;
         }
         cut_windows(
-            trace,
+            &trace,
             d,
             split.start_ns,
             (window_ns, block_ns),
