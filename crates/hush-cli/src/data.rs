@@ -25,7 +25,7 @@ pub struct LayoutArgs {
     pub home_window_s: f64,
     /// With --devices: time block length, seconds, a whole number of windows. The windows of one
     /// block are one group for every device, kept on one side of every split, so no test window
-    /// has a training window from the same ten minutes.
+    /// has a training window from the same block.
     #[arg(long, value_name = "S", default_value_t = 600.0, requires = "devices")]
     pub home_block_s: f64,
 }

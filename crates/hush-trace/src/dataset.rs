@@ -402,14 +402,6 @@ pub fn load_manifest(manifest: impl AsRef<Path>, opts: &LoadOptions<'_>) -> Resu
         if !path.exists() {
             return Err(at_line(ErrorKind::MissingPath(path)));
         }
-        let key = (path.clone(), format!("{device:?}"));
-        if let Some(&first_line) = seen.get(&key) {
-            return Err(at_line(ErrorKind::Duplicate {
-                what: format!("row for {}", path.display()),
-                first_line,
-            }));
-        }
-        seen.insert(key, line);
         let device = match device {
             Some(d) => Some(d),
             None => {
@@ -428,6 +420,15 @@ pub fn load_manifest(manifest: impl AsRef<Path>, opts: &LoadOptions<'_>) -> Resu
                 }
             }
         };
+        // After resolving, so that an empty device and the MAC it stands for are one device.
+        let key = (path.clone(), format!("{device:?}"));
+        if let Some(&first_line) = seen.get(&key) {
+            return Err(at_line(ErrorKind::Duplicate {
+                what: format!("row for {}", path.display()),
+                first_line,
+            }));
+        }
+        seen.insert(key, line);
         if !classes.iter().any(|c| c.label == label) {
             classes.push(Class {
                 label: label.to_string(),

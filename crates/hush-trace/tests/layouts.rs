@@ -156,6 +156,15 @@ fn manifest_errors_are_one_line_with_file_and_line() {
             .len(),
         2
     );
+    // An empty device means the MAC file beside the capture: naming that MAC again repeats it.
+    write(&d.join("_iotdevice-mac.txt"), "50:c7:bf:00:00:01\n");
+    assert_eq!(
+        load("path,label,device\na.pcap,plug,\na.pcap,plug,50:C7:BF:00:00:01\n"),
+        format!(
+            "{m}:3: duplicate row for {}, first given on line 2",
+            d.join("a.pcap").display()
+        )
+    );
 }
 
 #[test]
