@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use hush_attack::{Attack, EvalOptions, EvalReport, Mode, NAMES, evaluate};
 use hush_defense::{DefenseSpec, NetworkModel, defend};
 use hush_ml::ModelFile;
-use hush_trace::dataset::{Dataset, IOT_SENTINEL_TYPES, LoadOptions, load_dir};
+use hush_trace::dataset::{Dataset, LoadOptions};
 use hush_trace::{ReadOptions, read_trace};
 use serde::Serialize;
 
@@ -245,9 +245,13 @@ pub struct DataArgs {
     /// The attack (see --list).
     #[arg(long, short, value_name = "NAME")]
     pub attack: String,
-    /// A folder of `<label>/<captures>` (IoT Sentinel's layout).
-    #[arg(long, value_name = "DIR")]
+    /// The labelled traffic: a folder of `<label>/<captures>` (IoT Sentinel's layout), a
+    /// manifest CSV `path,label,group[,device]` (paths relative to it), or with --devices a
+    /// whole-home capture.
+    #[arg(long, value_name = "PATH")]
     pub data: PathBuf,
+    #[command(flatten)]
+    pub layout: crate::data::LayoutArgs,
     /// Merge IoT Sentinel's 31 devices into the paper's 27 device types.
     #[arg(long)]
     pub types: bool,
@@ -378,49 +382,12 @@ fn show_epoch(bar: &indicatif::ProgressBar, e: &hush_ml::neural::EpochReport) {
 }
 
 fn load(d: &DataArgs) -> Result<Dataset> {
-    load_dataset(&d.data, d.types, d.join, d.join_gap_s)
-}
-
-/// Read a `<label>/<captures>` folder, optionally merging IoT Sentinel's devices into types and
-/// joining captures into long traces.
-pub(crate) fn load_dataset(
-    dir: &std::path::Path,
-    types: bool,
-    join: Option<usize>,
-    join_gap_s: f64,
-) -> Result<Dataset> {
-    let bar = crate::progress_bar("reading captures")?;
-    let progress = |done: usize, total: usize| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
-    let mut ds = load_dir(
-        dir,
-        &LoadOptions {
-            progress: Some(&progress),
-            ..LoadOptions::default()
-        },
-    )?;
-    bar.finish_and_clear();
-    for (path, why) in &ds.report.not_read {
-        eprintln!("hush: skipped {path}: {why}");
-    }
-    if types {
-        ds.relabel(IOT_SENTINEL_TYPES);
-    }
-    if let Some(n) = join {
-        if n == 0 || !(join_gap_s.is_finite() && join_gap_s >= 0.0) {
-            return Err(BadInput(format!(
-                "--join {n} --join-gap-s {join_gap_s}: need at least 1 trace and a gap of 0 s or more"
-            ))
-            .into());
-        }
-        ds = hush_attack::images::join_captures(&ds, n, join_gap_s);
-    }
-    if ds.traces.is_empty() {
-        return Err(BadInput(format!("{}: no captures", dir.display())).into());
-    }
-    Ok(ds)
+    crate::data::load_data(
+        &d.layout.layout(&d.data)?,
+        d.types,
+        d.join.map(|n| (n, d.join_gap_s)),
+        &LoadOptions::default(),
+    )
 }
 
 pub fn run(args: &AttackArgs) -> Result<()> {
@@ -877,15 +844,18 @@ fn eval(a: &EvalArgs) -> Result<()> {
         writeln!(out)?;
         return Ok(());
     }
+    let groups: std::collections::HashSet<&str> =
+        ds.traces.iter().map(|t| t.group.as_str()).collect();
     writeln!(
         out,
-        "{}: {} captures, {} labels, {}, seed {}{}",
+        "{}: {} traces in {} groups, {} labels, {}, seed {}{}",
         a.data.data.display(),
         ds.traces.len(),
+        groups.len(),
         ds.labels.len(),
         match a.time_split {
             Some(f) => format!("split by time (earliest {:.0}% train)", 100.0 * f),
-            None => format!("{} folds by capture", a.folds),
+            None => format!("{} folds by group", a.folds),
         },
         a.data.seed,
         a.defense

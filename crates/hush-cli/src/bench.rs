@@ -28,10 +28,14 @@ pub struct BenchArgs {
     /// --help). Flags given beside it take precedence.
     #[arg(value_name = "EXPERIMENT.toml")]
     pub experiment: Option<PathBuf>,
-    /// A dataset folder (repeatable): `<label>/<captures>` (IoT Sentinel's layout) for device
-    /// identification, or the events folder (PingPong, NKU) for activity inference.
-    #[arg(long, value_name = "DIR")]
+    /// A dataset (repeatable): a folder of `<label>/<captures>` (IoT Sentinel's layout) or a
+    /// manifest CSV `path,label,group[,device]` for device identification; with --devices a
+    /// whole-home capture (--devices applies to every --data); or the events folder (PingPong,
+    /// NKU) for activity inference.
+    #[arg(long, value_name = "PATH")]
     pub data: Vec<PathBuf>,
+    #[command(flatten)]
+    pub layout: crate::data::LayoutArgs,
     /// Merge IoT Sentinel's 31 devices into the paper's 27 types.
     #[arg(long)]
     pub types: bool,
@@ -204,7 +208,7 @@ enum Loaded {
 
 /// A dataset as named on the command line or in the experiment file, before loading.
 enum Source {
-    Captures(CapturesEntry),
+    Captures(CapturesEntry, hush_trace::dataset::Layout),
     Activity(ActivitySpec),
 }
 
@@ -215,16 +219,17 @@ fn folder_name(p: &Path) -> String {
     )
 }
 
-/// A folder: the built-in activity layouts when it holds one, else labelled captures.
+/// A folder holding the built-in activity layouts gives those; anything else is labelled traces
+/// in one of the layouts `--data` reads.
 fn sources_of_folder(c: CapturesEntry) -> Result<Vec<Source>> {
-    if !c.path.is_dir() {
-        return Err(BadInput(format!("{}: not a folder", c.path.display())).into());
+    let l = c.layout()?;
+    if let hush_trace::dataset::Layout::Folder(dir) = &l {
+        let found = hush_eval::activity::discover(dir);
+        if !found.is_empty() {
+            return Ok(found.into_iter().map(Source::Activity).collect());
+        }
     }
-    let found = hush_eval::activity::discover(&c.path);
-    if found.is_empty() {
-        return Ok(vec![Source::Captures(c)]);
-    }
-    Ok(found.into_iter().map(Source::Activity).collect())
+    Ok(vec![Source::Captures(c, l)])
 }
 
 pub fn run_bench(a: &BenchArgs) -> Result<()> {
@@ -234,17 +239,25 @@ pub fn run_bench(a: &BenchArgs) -> Result<()> {
     };
     let mut sources = Vec::new();
     let entries: Vec<DatasetEntry> = if a.data.is_empty() {
+        if a.layout.devices.is_some() {
+            return Err(BadInput(
+                "--devices goes with --data; in an experiment file, give devices = \"...\" in the [[dataset]]"
+                    .into(),
+            )
+            .into());
+        }
         exp.datasets.clone()
     } else {
         a.data
             .iter()
             .map(|p| {
                 DatasetEntry::Captures(CapturesEntry {
-                    path: p.clone(),
-                    name: None,
+                    devices: a.layout.devices.clone(),
+                    home_window_s: Some(a.layout.home_window_s),
+                    home_block_s: Some(a.layout.home_block_s),
                     types: a.types,
                     rate_trace: a.rate_trace.clone(),
-                    window_s: None,
+                    ..CapturesEntry::new(p.clone())
                 })
             })
             .collect()
@@ -257,7 +270,7 @@ pub fn run_bench(a: &BenchArgs) -> Result<()> {
     }
     if sources.is_empty() {
         return Err(BadInput(
-            "no dataset: give --data DIR, or an experiment file with a [[dataset]]".into(),
+            "no dataset: give --data PATH, or an experiment file with a [[dataset]]".into(),
         )
         .into());
     }
@@ -336,11 +349,15 @@ pub fn run_bench(a: &BenchArgs) -> Result<()> {
         let mut folds = None;
         let mut window_s = None;
         let (loaded, name, rate_trace) = match s {
-            Source::Captures(c) => {
-                let mut ds = crate::attack::load_dataset(&c.path, c.types, None, 60.0)?;
+            Source::Captures(c, layout) => {
+                let opts = hush_trace::dataset::LoadOptions::default();
+                let mut ds = crate::data::load_data(&layout, c.types, None, &opts)?;
                 for t in &mut ds.traces {
                     // Results name captures by file, relative to the dataset folder.
-                    if let Ok(rel) = Path::new(&t.trace.name).strip_prefix(&c.path) {
+                    if let Some(rel) = layout
+                        .root()
+                        .and_then(|root| Path::new(&t.trace.name).strip_prefix(root).ok())
+                    {
                         t.trace.name = rel.display().to_string();
                     }
                 }

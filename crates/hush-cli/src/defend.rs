@@ -17,9 +17,13 @@ use crate::{BadInput, ReadArgs};
 /// `hush defend`.
 #[derive(Args)]
 pub struct DefendArgs {
-    /// A capture or a folder of captures (searched recursively).
+    /// A capture, a folder of captures (searched recursively), a manifest CSV
+    /// `path,label,group[,device]`, or with --devices a whole-home capture (one trace per device
+    /// and window).
     #[arg(value_name = "PATH", required_unless_present = "list")]
     pub path: Option<PathBuf>,
+    #[command(flatten)]
+    pub layout: crate::data::LayoutArgs,
     /// A defense: NAME or NAME:key=value,... (repeatable; `all` for the whole catalog).
     #[arg(long, short, value_name = "SPEC", default_value = "ilp-random")]
     pub defense: Vec<String>,
@@ -105,6 +109,23 @@ pub fn run(args: &DefendArgs) -> Result<()> {
     net.validate()
         .map_err(|e| BadInput(format!("network: {e}")))?;
     let spec = device_spec_of(&args.read)?;
+    let read_opts = ReadOptions {
+        strict: args.read.strict,
+    };
+    // A manifest or a whole home: its traces, as the attacks and the bench see them.
+    if args.layout.devices.is_some() || hush_trace::dataset::is_manifest(path) {
+        if args.out.is_some() {
+            return Err(BadInput("--out needs one capture file and one defense".into()).into());
+        }
+        let opts = hush_trace::dataset::LoadOptions {
+            read: read_opts,
+            device: spec.as_ref(),
+            progress: None,
+        };
+        let ds = crate::data::load_data(&args.layout.layout(path)?, false, None, &opts)?;
+        let traces: Vec<hush_trace::Trace> = ds.traces.into_iter().map(|t| t.trace).collect();
+        return defend_many(args, &specs, &net, path, &traces, &[]);
+    }
     let mut files = Vec::new();
     if path.is_dir() {
         collect_files(path, &mut files).with_context(|| format!("listing {}", path.display()))?;
@@ -153,24 +174,33 @@ pub fn run(args: &DefendArgs) -> Result<()> {
         );
     }
     // A folder: every capture, every defense, in parallel; unreadable files are reported.
-    let bar = ProgressBar::new((files.len() * specs.len()) as u64).with_style(
+    let traces: Vec<(PathBuf, Result<hush_trace::Trace>)> =
+        files.par_iter().map(|f| (f.clone(), read(f))).collect();
+    let mut skipped = Vec::new();
+    let mut good = Vec::new();
+    for (f, t) in traces {
+        match t {
+            Ok(t) => good.push(t),
+            Err(e) => skipped.push(format!("{}: {e:#}", f.display())),
+        }
+    }
+    defend_many(args, &specs, &net, path, &good, &skipped)
+}
+
+/// Every trace under every defense, in parallel: one row per defense with the totals.
+fn defend_many(
+    args: &DefendArgs,
+    specs: &[DefenseSpec],
+    net: &NetworkModel,
+    path: &Path,
+    good: &[hush_trace::Trace],
+    skipped: &[String],
+) -> Result<()> {
+    let bar = ProgressBar::new((good.len() * specs.len()) as u64).with_style(
         ProgressStyle::with_template("{spinner} defending {pos}/{len} [{bar:30}] {eta}")
             .map_err(|e| anyhow::anyhow!("progress template: {e}"))?
             .progress_chars("=> "),
     );
-    let traces: Vec<(PathBuf, Result<hush_trace::Trace>)> =
-        files.par_iter().map(|f| (f.clone(), read(f))).collect();
-    let mut skipped = Vec::new();
-    let good: Vec<&hush_trace::Trace> = traces
-        .iter()
-        .filter_map(|(f, t)| match t {
-            Ok(t) => Some(t),
-            Err(e) => {
-                skipped.push(format!("{}: {e:#}", f.display()));
-                None
-            }
-        })
-        .collect();
     let jobs: Vec<(usize, usize)> = (0..specs.len())
         .flat_map(|s| (0..good.len()).map(move |t| (s, t)))
         .collect();
@@ -178,7 +208,7 @@ pub fn run(args: &DefendArgs) -> Result<()> {
         .par_iter()
         .progress_with(bar.clone())
         .map(|&(s, t)| {
-            defend(good[t], &specs[s], args.seed, &net)
+            defend(&good[t], &specs[s], args.seed, net)
                 .map(Defended::without_packets)
                 .map_err(|e| format!("{}: {e}", good[t].name))
         })
@@ -201,13 +231,13 @@ pub fn run(args: &DefendArgs) -> Result<()> {
             None,
         ));
     }
-    for s in &skipped {
+    for s in skipped {
         eprintln!("hush: skipped {s}");
     }
     print(
         &rows,
         args.json,
-        &format!("{}: {} captures", path.display(), good.len()),
+        &format!("{}: {} traces", path.display(), good.len()),
     )
 }
 

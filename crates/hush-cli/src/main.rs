@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 mod attack;
 mod bench;
 mod convert;
+mod data;
 mod defend;
 mod inspect;
 mod net;
@@ -70,6 +71,8 @@ Examples:
   hush eval --data DIR --defenses none,front,tamaraw --attacks flow-stats,m-seq --epochs 30
   hush eval --data DIR --defenses 'none,tamaraw:multiple_of=50|100|200'   a sweep: 4 settings
   hush eval --data DIR --seeds 0,1,2 -o runs/a                  three seeds; results in runs/a
+  hush eval --data manifest.csv                                 a manifest: path,label,group[,device]
+  hush eval --data home.pcap --devices devices.csv              a whole home: a trace per device and minute
   hush eval bench.toml                                          an experiment file
 
 Each cell defends every capture with the simulator, then cross-validates the attack by capture
@@ -78,6 +81,18 @@ defended traffic. Activity datasets are whole captures, defended whole, then cut
 around each labelled event and idle windows between events. Finished cells are cached in
 OUT/cache by content hash: rerun after a kill, or with one more defense, and only what is
 missing is computed.
+
+--data reads three layouts of labelled traffic:
+  DIR/<label>/<captures>   one trace per file, its group (kept on one side of every split) the
+                           file; a _iotdevice-mac.txt in a label folder names its device
+  manifest.csv             path,label,group[,device]: one trace per row, paths relative to the
+                           manifest; group defaults to the file; device is a MAC, an IP or infer
+                           (default: a _iotdevice-mac.txt beside the capture, else inferred)
+  CAPTURE --devices CSV    a whole-home capture (a pcap/pcapng file, or a folder of its parts)
+                           and its devices, mac,name[,type]: each device's frames cut into
+                           --home-window-s windows (60) on one clock grid, labelled by type,
+                           else name; the windows of one --home-block-s block (600) are one
+                           group for every device, so no split puts the same minutes on both sides
 
 The table prints, per dataset and defense, the strongest attack: each attack's accuracy averaged
 over the seeds, then the best. OUT/report.html draws the same frontier, the latency plot, traffic
@@ -94,6 +109,9 @@ An experiment file (TOML):
   [[dataset]]
   path = \"../shared/data/iot-sentinel\"
   types = true
+  [[dataset]]                    # a whole home (or path = \"manifest.csv\" for a manifest)
+  path = \"home.pcap\"
+  devices = \"devices.csv\"      # mac,name[,type]; home_window_s = 60, home_block_s = 600
   [[dataset]]                    # any capture with event labels
   kind = \"activity\"
   name = \"my-plug\"
@@ -109,6 +127,8 @@ Examples:
   hush attack eval -a flow-stats --data ../shared/data/iot-sentinel --types
   hush attack eval -a m-agg --data DIR --defense ilp-random --attacker both
   hush attack eval -a iot-sentinel --data DIR --per-class --json
+  hush attack eval -a flow-stats --data manifest.csv            path,label,group[,device] rows
+  hush attack eval -a flow-stats --data home.pcap --devices devices.csv --home-window-s 300
   hush attack train -a flow-stats --data DIR --types -m flow.model
   hush attack predict -m flow.model capture.pcap               the most likely device types
   hush attack eval -a m-seq --data DIR --types --epochs 30       iPET's BiLSTM (progress bar per epoch)
@@ -117,7 +137,9 @@ Examples:
   hush attack signatures learn --event on=ON.pcap --event off=OFF.pcap -o plug.sig
   hush attack events CAPTURE --event on=ON.pcap --event off=OFF.pcap --labels times.csv
 
-Folds are by capture, stratified by label: a capture is never on both sides. --types merges IoT
+--data is a folder <label>/<captures>, a manifest CSV, or a whole-home capture with --devices
+(see hush eval --help). Folds are by group (the capture, a manifest's group, a whole home's time
+block), stratified by label: a group is never on both sides. --types merges IoT
 Sentinel's 31 devices into the paper's 27 types. With --defense, the adaptive attacker trains on
 defended traffic, the non-adaptive one on undefended traffic; both are tested on defended traffic.";
 
@@ -129,6 +151,8 @@ Examples:
   hush defend capture.pcap -d tamaraw -o defended.pcap      the defended trace, for Wireshark
   hush defend capture.pcap -d front:max_records=300 -o defended.csv
   hush defend ../shared/data/iot-sentinel -d all --json     every capture of a folder, totals per defense
+  hush defend manifest.csv -d front                         every row of a manifest (path,label,...)
+  hush defend home.pcap --devices devices.csv --home-window-s 3600 -d all   each device, hour by hour
   hush defend capture.pcap -d pad-mtu --uplink-bps 12500    a 100 kbit/s uplink: padding shows as delay
 
 Each direction runs through hush's shaping engine on a virtual clock (the engine that runs live in

@@ -18,6 +18,15 @@
 //! path = "../shared/data/iot-sentinel"
 //! types = true
 //!
+//! [[dataset]]                       # a manifest: path,label,group[,device]
+//! path = "manifest.csv"
+//!
+//! [[dataset]]                       # a whole-home capture and its devices, mac,name[,type]
+//! path = "home.pcap"
+//! devices = "devices.csv"
+//! home_window_s = 60                # one trace per device and minute
+//! home_block_s = 600                # ten-minute blocks are the groups
+//!
 //! [[dataset]]                       # activity: built-in layouts of the events folder
 //! path = "../shared/data/events"
 //!
@@ -91,12 +100,23 @@ pub enum DatasetEntry {
     Activity(ActivitySpec),
 }
 
-/// A folder of labelled captures.
+/// Labelled traces in one of the layouts [`hush_trace::dataset::Layout`] reads: a folder of
+/// `<label>/<captures>`, a manifest CSV, or a whole-home capture with its devices CSV.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapturesEntry {
-    /// The folder.
+    /// The folder, the manifest, or (with `devices`) the whole-home capture.
     pub path: PathBuf,
+    /// A whole home's devices CSV (`mac,name[,type]`).
+    #[serde(default)]
+    pub devices: Option<PathBuf>,
+    /// With `devices`: the length of each trace cut from the home capture (one trace per device
+    /// and cut), seconds (default 60). Not the observation window, which is `window_s`.
+    #[serde(default)]
+    pub home_window_s: Option<f64>,
+    /// With `devices`: time block length, seconds, a whole number of windows (default 600).
+    #[serde(default)]
+    pub home_block_s: Option<f64>,
     /// Its name in results (default: the folder's name).
     #[serde(default)]
     pub name: Option<String>,
@@ -109,6 +129,33 @@ pub struct CapturesEntry {
     /// The window view's window for this dataset, seconds.
     #[serde(default)]
     pub window_s: Option<f64>,
+}
+
+impl CapturesEntry {
+    /// An entry for `path` with every other field at its default.
+    pub fn new(path: PathBuf) -> Self {
+        CapturesEntry {
+            path,
+            devices: None,
+            home_window_s: None,
+            home_block_s: None,
+            name: None,
+            types: false,
+            rate_trace: None,
+            window_s: None,
+        }
+    }
+
+    /// Which layout it names (see [`hush_trace::dataset::Layout::detect`]); load it with
+    /// [`hush_trace::dataset::Layout::load`].
+    pub fn layout(&self) -> hush_trace::Result<hush_trace::dataset::Layout> {
+        let defaults = hush_trace::home::HomeWindows::default();
+        let windows = hush_trace::home::HomeWindows {
+            window_s: self.home_window_s.unwrap_or(defaults.window_s),
+            block_s: self.home_block_s.unwrap_or(defaults.block_s),
+        };
+        hush_trace::dataset::Layout::detect(&self.path, self.devices.as_deref(), windows)
+    }
 }
 
 /// A sweep as a table: `defense` and, per parameter, the values to try.
@@ -151,7 +198,18 @@ impl Experiment {
         };
         for d in &mut e.datasets {
             match d {
-                DatasetEntry::Captures(c) => fix(&mut c.path),
+                DatasetEntry::Captures(c) => {
+                    fix(&mut c.path);
+                    if let Some(d) = &mut c.devices {
+                        fix(d);
+                    } else if c.home_window_s.is_some() || c.home_block_s.is_some() {
+                        return Err(EvalError::Config(format!(
+                            "{}: dataset {}: home_window_s and home_block_s need devices",
+                            path.display(),
+                            c.path.display()
+                        )));
+                    }
+                }
                 DatasetEntry::Activity(a) => {
                     fix(&mut a.capture);
                     fix(&mut a.labels);
@@ -318,6 +376,33 @@ mod tests {
             matches!(&e.datasets[1], DatasetEntry::Activity(a) if a.cycle_labels == ["on", "off"])
         );
         assert_eq!(e.network.unwrap().one_way_delay_s, 0.02);
+    }
+
+    #[test]
+    fn whole_home_paths_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("home.toml");
+        std::fs::write(
+            &file,
+            "[[dataset]]\npath = \"home.pcap\"\ndevices = \"devices.csv\"\nhome_window_s = 30\n",
+        )
+        .unwrap();
+        let e = Experiment::read(&file).unwrap();
+        let DatasetEntry::Captures(c) = &e.datasets[0] else {
+            panic!("a captures entry: {:?}", e.datasets[0]);
+        };
+        assert_eq!(c.path, dir.path().join("home.pcap"));
+        assert_eq!(
+            c.devices.as_deref(),
+            Some(dir.path().join("devices.csv").as_path())
+        );
+        assert_eq!(c.home_window_s, Some(30.0));
+        // The capture is missing: the layout names it.
+        let err = c.layout().unwrap_err().to_string();
+        assert!(err.contains("devices.csv does not exist"), "{err}");
+        std::fs::write(&file, "[[dataset]]\npath = \"m.csv\"\nhome_block_s = 60\n").unwrap();
+        let err = Experiment::read(&file).unwrap_err().to_string();
+        assert!(err.contains("need devices"), "{err}");
     }
 
     #[test]

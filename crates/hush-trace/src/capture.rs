@@ -610,6 +610,7 @@ mod tests {
         out
     }
 
+    #[allow(clippy::type_complexity)] // (time, length, captured) per frame: a test's view
     fn read_all(bytes: &[u8]) -> Result<(Vec<(i64, u32, usize)>, ReadReport)> {
         let mut r = FrameReader::new(bytes)?;
         let mut out = Vec::new();

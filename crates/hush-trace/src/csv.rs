@@ -296,7 +296,7 @@ impl LineReader {
 
 /// Split a line at `sep`, honouring double quotes (`""` inside quotes is one quote). Cells are
 /// trimmed of spaces.
-fn split_cells(line: &str, sep: char, out: &mut Vec<String>) {
+pub(crate) fn split_cells(line: &str, sep: char, out: &mut Vec<String>) {
     out.clear();
     let mut cell = String::new();
     let mut quoted = false;

@@ -65,6 +65,25 @@ pub enum ErrorKind {
         /// Why it is bad.
         detail: String,
     },
+    /// A file that a manifest or a list names does not exist.
+    #[error("{} does not exist", .0.display())]
+    MissingPath(PathBuf),
+    /// A row that repeats an earlier one (the same capture and device, the same MAC or name).
+    #[error("duplicate {what}, first given on line {first_line}")]
+    Duplicate {
+        /// What repeats, e.g. `path "a.pcap" with device infer`.
+        what: String,
+        /// The 1-based line of its first occurrence.
+        first_line: u64,
+    },
+    /// A class (label) that some input names but that ends up with no readable trace.
+    #[error("class {label:?} is empty: {detail}")]
+    EmptyClass {
+        /// The label.
+        label: String,
+        /// Why it has no trace.
+        detail: String,
+    },
     /// Anything else the input got wrong.
     #[error("{0}")]
     Invalid(String),

@@ -23,6 +23,7 @@ pub mod dataset;
 pub mod decode;
 pub mod device;
 pub mod error;
+pub mod home;
 pub mod packet;
 pub mod read;
 pub mod split;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rustc_hash::FxHashMap;
 
 use crate::dataset::Dataset;
 use crate::error::{ErrorKind, Result, TraceError};
@@ -41,7 +42,9 @@ fn groups_by_label(ds: &Dataset) -> BTreeMap<&str, Vec<(&str, Vec<usize>)>> {
 
 /// Stratified k-fold by group: each label's groups are shuffled (seeded) and dealt round-robin
 /// to the folds, so every fold's test side has each label in proportion and no group is ever on
-/// both sides. Fails when k < 2 or a label has fewer than k groups (naming the label).
+/// both sides. A group that several labels share (a whole home's time block) goes where the first
+/// label dealt it, for all of them. Fails when k < 2 or a label has fewer than k groups (naming
+/// the label).
 pub fn group_kfold(ds: &Dataset, k: usize, seed: u64) -> Result<Vec<Fold>> {
     if k < 2 {
         return Err(invalid(format!("k-fold needs k >= 2, got {k}")));
@@ -53,6 +56,7 @@ pub fn group_kfold(ds: &Dataset, k: usize, seed: u64) -> Result<Vec<Fold>> {
     let mut fold_of = vec![0usize; ds.traces.len()];
     // A running offset spreads labels' remainders over the folds instead of piling on fold 0.
     let mut offset = 0;
+    let mut fold_of_group: FxHashMap<&str, usize> = FxHashMap::default();
     for (label, mut groups) in groups_by_label(ds) {
         if groups.len() < k {
             return Err(invalid(format!(
@@ -61,12 +65,19 @@ pub fn group_kfold(ds: &Dataset, k: usize, seed: u64) -> Result<Vec<Fold>> {
             )));
         }
         groups.shuffle(&mut rng);
-        for (j, (_, idx)) in groups.iter().enumerate() {
+        // Counts only the groups this label deals, so without shared groups every label's j-th
+        // group goes to fold (j + offset) % k.
+        let mut j = 0;
+        for (group, idx) in &groups {
+            let fold = *fold_of_group.entry(group).or_insert_with(|| {
+                j += 1;
+                (j - 1 + offset) % k
+            });
             for &i in idx {
-                fold_of[i] = (j + offset) % k;
+                fold_of[i] = fold;
             }
         }
-        offset += groups.len();
+        offset += j;
     }
     Ok((0..k)
         .map(|f| Fold {
@@ -77,7 +88,8 @@ pub fn group_kfold(ds: &Dataset, k: usize, seed: u64) -> Result<Vec<Fold>> {
 }
 
 /// One stratified split by group with about `test_fraction` of each label's groups in test (at
-/// least one group on each side). Fails for a label with a single group.
+/// least one group on each side, unless groups shared with other labels were placed already).
+/// Fails for a label with a single group.
 pub fn group_train_test(ds: &Dataset, test_fraction: f64, seed: u64) -> Result<Fold> {
     if !(test_fraction > 0.0 && test_fraction < 1.0) {
         return Err(invalid(format!(
@@ -89,6 +101,7 @@ pub fn group_train_test(ds: &Dataset, test_fraction: f64, seed: u64) -> Result<F
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let mut fold = Fold::default();
+    let mut placed = FxHashMap::default();
     for (label, mut groups) in groups_by_label(ds) {
         if groups.len() < 2 {
             return Err(invalid(format!(
@@ -98,17 +111,39 @@ pub fn group_train_test(ds: &Dataset, test_fraction: f64, seed: u64) -> Result<F
         groups.shuffle(&mut rng);
         let n_test =
             ((groups.len() as f64 * test_fraction).round() as usize).clamp(1, groups.len() - 1);
-        deal(&groups, n_test, &mut fold.test, &mut fold.train);
+        deal(
+            &groups,
+            n_test,
+            &mut placed,
+            &mut fold.test,
+            &mut fold.train,
+        );
     }
     fold.train.sort_unstable();
     fold.test.sort_unstable();
     Ok(fold)
 }
 
-/// The first `n` groups' traces go to `first`, the rest to `rest`.
-fn deal(groups: &[(&str, Vec<usize>)], n: usize, first: &mut Vec<usize>, rest: &mut Vec<usize>) {
-    for (j, (_, idx)) in groups.iter().enumerate() {
-        if j < n {
+/// Deal one label's groups, in order: the first `n` to `first`, the rest to `rest`. A group that
+/// an earlier label placed (`placed`: group -> went to `first`) stays on its side and counts
+/// towards `n`, so a group shared by labels is never split.
+fn deal<'a>(
+    groups: &[(&'a str, Vec<usize>)],
+    n: usize,
+    placed: &mut FxHashMap<&'a str, bool>,
+    first: &mut Vec<usize>,
+    rest: &mut Vec<usize>,
+) {
+    let mut in_first = groups
+        .iter()
+        .filter(|(g, _)| placed.get(g) == Some(&true))
+        .count();
+    for (group, idx) in groups {
+        let to_first = *placed.entry(group).or_insert_with(|| {
+            in_first += 1;
+            in_first <= n
+        });
+        if to_first {
             first.extend(idx)
         } else {
             rest.extend(idx)
@@ -129,6 +164,7 @@ pub fn time_split(ds: &Dataset, train_fraction: f64) -> Result<Fold> {
         return Err(invalid("cannot split an empty dataset".into()));
     }
     let mut fold = Fold::default();
+    let mut placed = FxHashMap::default();
     for (label, mut groups) in groups_by_label(ds) {
         if groups.len() < 2 {
             return Err(invalid(format!(
@@ -144,7 +180,13 @@ pub fn time_split(ds: &Dataset, train_fraction: f64) -> Result<Fold> {
         groups.sort_by(|a, b| start(&a.1).cmp(&start(&b.1)).then_with(|| a.0.cmp(b.0)));
         let n_train =
             ((groups.len() as f64 * train_fraction).round() as usize).clamp(1, groups.len() - 1);
-        deal(&groups, n_train, &mut fold.train, &mut fold.test);
+        deal(
+            &groups,
+            n_train,
+            &mut placed,
+            &mut fold.train,
+            &mut fold.test,
+        );
     }
     fold.train.sort_unstable();
     fold.test.sort_unstable();
@@ -187,6 +229,15 @@ mod tests {
             labels,
             ..Dataset::default()
         }
+    }
+
+    /// Like [`ds`], but group g of every label is one group: a time block of a whole home.
+    fn ds_shared(groups_per_label: &[usize], per_group: usize) -> Dataset {
+        let mut d = ds(groups_per_label, per_group);
+        for t in &mut d.traces {
+            t.group = t.group.split('/').nth(1).unwrap_or_default().to_string();
+        }
+        d
     }
 
     fn no_group_on_both_sides(d: &Dataset, f: &Fold) -> bool {
@@ -259,6 +310,19 @@ mod tests {
             let f = group_train_test(&d, 0.3, seed).unwrap();
             proptest::prop_assert!(no_group_on_both_sides(&d, &f));
             proptest::prop_assert_eq!(f.train.len() + f.test.len(), d.traces.len());
+        }
+
+        #[test]
+        fn groups_shared_by_labels_are_never_split(groups in proptest::collection::vec(3usize..9, 1..5), per in 1usize..4, seed: u64) {
+            let d = ds_shared(&groups, per);
+            for f in group_kfold(&d, 3, seed).unwrap() {
+                proptest::prop_assert!(no_group_on_both_sides(&d, &f));
+                proptest::prop_assert_eq!(f.train.len() + f.test.len(), d.traces.len());
+            }
+            for f in [group_train_test(&d, 0.3, seed).unwrap(), time_split(&d, 0.6).unwrap()] {
+                proptest::prop_assert!(no_group_on_both_sides(&d, &f));
+                proptest::prop_assert_eq!(f.train.len() + f.test.len(), d.traces.len());
+            }
         }
     }
 }

@@ -401,6 +401,7 @@ mod tests {
     use super::*;
     use crate::packet::{Endpoint, Proto};
 
+    #[allow(clippy::too_many_arguments)] // one argument per field the tests vary
     fn pkt(
         t_ms: i64,
         src: u32,

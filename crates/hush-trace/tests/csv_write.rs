@@ -620,6 +620,7 @@ fn hand_built_trace() -> Trace {
     let tcp = Proto::IPV4 | Proto::TCP;
     let udp = Proto::IPV4 | Proto::UDP;
     #[rustfmt::skip]
+    #[allow(clippy::type_complexity)] // one row per packet, read as a table
     let rows: [(u32, u32, u32, Proto, u16, u16, u32, u32, Direction, u8); 18] = [
         // frame, ip, payload, flags, ports, src, dst, dir, ip_proto
         (583, 569, 517, tcp | Proto::TLS, 49152, 443, 0, 1, out, 6),
