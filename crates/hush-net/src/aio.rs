@@ -482,6 +482,19 @@ async fn write_loop(
                 Err(e) => return Err(e.into()),
             }
         }
+        // Take what is waiting without sleeping: a writer that is behind its schedule (a busy
+        // machine) writes catch-up slots without reaching the select below, and those slots
+        // must carry the waiting data rather than only cover.
+        while held.is_none() && open {
+            match commands.try_recv() {
+                Ok(Command::Message(m)) => queue_message(shaper, now, m, &mut held)?,
+                Ok(Command::Close) | Err(mpsc::error::TryRecvError::Disconnected) => {
+                    shaper.close();
+                    open = false;
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+            }
+        }
         out.clear();
         while out.len() < WRITE_BATCH_BYTES {
             let Some(t) = shaper.poll_transmit(now, &mut record) else {
@@ -527,15 +540,7 @@ async fn write_loop(
             biased;
             () = sleep_until_opt(&mut timer, deadline) => {}
             cmd = commands.recv(), if accepting => match cmd {
-                Some(Command::Message(m)) => {
-                    let now = clock.now();
-                    match shaper.check_send(m.len()) {
-                        Ok(()) => { shaper.send_owned(now, m)?; }
-                        Err(SendError::QueueFull { .. }) => held = Some(m),
-                        Err(SendError::Closed) => {} // sent after close: dropped, like a closed socket
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+                Some(Command::Message(m)) => queue_message(shaper, clock.now(), m, &mut held)?,
                 Some(Command::Close) | None => {
                     shaper.close();
                     open = false;
@@ -543,6 +548,24 @@ async fn write_loop(
             },
         }
     }
+}
+
+/// Queue `m`, or hold it while the shaper's queue is full.
+fn queue_message(
+    shaper: &mut Shaper,
+    now: hush_shape::Instant,
+    m: Vec<u8>,
+    held: &mut Option<Vec<u8>>,
+) -> Result<(), NetError> {
+    match shaper.check_send(m.len()) {
+        Ok(()) => {
+            shaper.send_owned(now, m)?;
+        }
+        Err(SendError::QueueFull { .. }) => *held = Some(m),
+        Err(SendError::Closed) => {} // sent after close: dropped, like a closed socket
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
 }
 
 async fn sleep_until_opt(timer: &mut TunnelTimer, deadline: Option<std::time::Instant>) {

@@ -18,7 +18,7 @@ async fn connections_ride_one_shaped_tunnel_to_real_servers() {
         gap_s: 0.001,
         size_bytes: 1400,
     });
-    let (gw, px) = pair(shape, echo, Limits::default()).await;
+    let (gw, px) = pair(shape, &[echo], Limits::default()).await;
     let (socks, forward) = (px.socks, px.forwards[0]);
 
     // A fixed forward.

@@ -236,11 +236,11 @@ pub async fn start_proxy(
     })
 }
 
-/// A gateway allowing loopback targets and a proxy with one forward to `forward`, both shaped
-/// with `shape`.
+/// A gateway allowing loopback targets and a proxy with a forward to each of `forwards`, both
+/// shaped with `shape`.
 pub async fn pair(
     shape: ShapeConfig,
-    forward: SocketAddr,
+    forwards: &[SocketAddr],
     limits: Limits,
 ) -> (GatewayHandle, ProxyHandle) {
     let (gw_key, dev_key) = (generate_keypair().unwrap(), generate_keypair().unwrap());
@@ -258,7 +258,7 @@ pub async fn pair(
         gw.public,
         dev_key,
         shape,
-        vec![forward.to_string()],
+        forwards.iter().map(ToString::to_string).collect(),
         limits,
     )
     .await
@@ -275,4 +275,159 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting for: {what}");
+}
+
+/// What the fault relay does to the bytes between proxy and gateway (netem-like, on a byte
+/// stream: TCP already retransmits, so loss and reordering show up as missing, repeated or
+/// swapped chunks of the stream).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum NetFault {
+    /// Forward faithfully.
+    Clean,
+    /// Drop a chunk now and then.
+    Drop,
+    /// Hold a chunk back now and then (random, up to 50 ms): late but intact.
+    Delay,
+    /// Swap two consecutive chunks now and then.
+    Reorder,
+    /// Send a chunk twice now and then.
+    Duplicate,
+    /// Cut the connection after a random number of bytes.
+    Truncate,
+    /// Flip a bit now and then.
+    BitFlip,
+}
+
+/// A relay on loopback in front of `upstream` that applies `fault` to every connection in both
+/// directions, with a seeded generator (the same seed, the same faults for the same chunks).
+pub struct FaultRelay {
+    pub addr: SocketAddr,
+    pub connections: Arc<std::sync::atomic::AtomicU64>,
+    /// The first 4 KiB the first client sent (what an eavesdropper could replay).
+    pub captured: Arc<Mutex<Vec<u8>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for FaultRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FaultRelay {
+    pub async fn start(upstream: SocketAddr, fault: NetFault, seed: u64) -> FaultRelay {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let connections = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = Arc::clone(&connections);
+        let captured = Arc::new(Mutex::new(Vec::new()));
+        let capture = Arc::clone(&captured);
+        let task = tokio::spawn(async move {
+            let mut n = 0u64;
+            while let Ok((down, _)) = l.accept().await {
+                n += 1;
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Ok(up) = TcpStream::connect(upstream).await else { continue };
+                let (dr, dw) = down.into_split();
+                let (ur, uw) = up.into_split();
+                let s = seed.wrapping_mul(1_000_003).wrapping_add(n);
+                let cap = (n == 1).then(|| Arc::clone(&capture));
+                tokio::spawn(pump(dr, uw, fault, s, cap));
+                tokio::spawn(pump(ur, dw, fault, s ^ 0xabcd, None));
+            }
+        });
+        FaultRelay {
+            addr,
+            connections,
+            captured,
+            task,
+        }
+    }
+}
+
+/// A small deterministic generator (splitmix64): the relay's faults are reproducible.
+struct Mix(u64);
+
+impl Mix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    fault: NetFault,
+    seed: u64,
+    capture: Option<Arc<Mutex<Vec<u8>>>>,
+) {
+    let mut rng = Mix(seed);
+    let mut buf = vec![0u8; 8192];
+    let mut held: Option<Vec<u8>> = None;
+    let mut passed = 0u64;
+    // Faults start after the handshake has had its chance (the first 200 bytes pass), so the
+    // tunnel comes up and the fault hits records, then strike about once per 40 chunks.
+    let cut_at = 200 + rng.below(200_000);
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut chunk = buf[..n].to_vec();
+        if let Some(c) = &capture {
+            let mut c = c.lock().unwrap();
+            let room = 4096usize.saturating_sub(c.len());
+            c.extend_from_slice(&chunk[..room.min(n)]);
+        }
+        let strike = passed > 200 && rng.below(40) == 0;
+        passed += n as u64;
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        match fault {
+            NetFault::Clean => out.push(chunk),
+            NetFault::Drop if strike => {}
+            NetFault::Delay => {
+                if strike {
+                    tokio::time::sleep(Duration::from_millis(rng.below(50))).await;
+                }
+                out.push(chunk);
+            }
+            NetFault::Reorder if strike && held.is_none() => held = Some(chunk),
+            NetFault::Duplicate if strike => {
+                out.push(chunk.clone());
+                out.push(chunk);
+            }
+            NetFault::Truncate if passed >= cut_at => {
+                let keep = (cut_at + n as u64).saturating_sub(passed) as usize;
+                let _ = to.write_all(&chunk[..keep.min(n)]).await;
+                return; // dropping both halves closes the connection mid-stream
+            }
+            NetFault::BitFlip if strike => {
+                let at = rng.below(n as u64) as usize;
+                chunk[at] ^= 1 << rng.below(8);
+                out.push(chunk);
+            }
+            _ => out.push(chunk),
+        }
+        if !out.is_empty() {
+            if let Some(h) = held.take() {
+                out.push(h); // after the chunk that overtook it
+            }
+        }
+        for c in out {
+            if to.write_all(&c).await.is_err() {
+                return;
+            }
+        }
+    }
+    if let Some(h) = held {
+        let _ = to.write_all(&h).await;
+    }
+    let _ = to.shutdown().await;
 }
