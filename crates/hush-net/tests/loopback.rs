@@ -282,7 +282,7 @@ fn assert_whole_prefix(got: &[Vec<u8>]) {
 
 #[test]
 fn a_reset_mid_record_is_an_error_not_a_close() {
-    // The handshake message is 98 bytes; cut 1,000 bytes into the records (mid-record).
+    // The handshake message is 110 bytes; cut 1,000 bytes into the records (mid-record).
     let (got, err) = fault_run(Fault::CutAfter(98 + 1000));
     assert_whole_prefix(&got);
     assert!(got.len() < 20);
