@@ -743,15 +743,16 @@ async fn shaped_peer(
 ) -> Result<Peer> {
     let n = index_of.len();
     let responder = aio::Responder::new(Arc::clone(gw), None, hush_net::Limits::default())?;
-    let mut tunnel = responder.accept_with(stream, |remote| {
-        let i = remote.and_then(|k| index_of.get(&k).copied()).unwrap_or(0);
-        let mut options = Options::new(seed.wrapping_add((n + i) as u64));
-        if tap {
-            options = options.with_tap(taps[n + i].clone());
-        }
-        (config.clone(), options)
-    })
-    .await?;
+    let mut tunnel = responder
+        .accept_with(stream, |remote| {
+            let i = remote.and_then(|k| index_of.get(&k).copied()).unwrap_or(0);
+            let mut options = Options::new(seed.wrapping_add((n + i) as u64));
+            if tap {
+                options = options.with_tap(taps[n + i].clone());
+            }
+            (config.clone(), options)
+        })
+        .await?;
     ensure!(
         tunnel.peer().is_some_and(|k| index_of.contains_key(&k)),
         "duplex peer: an unknown device key"

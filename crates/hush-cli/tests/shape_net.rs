@@ -959,7 +959,10 @@ fn seeds_are_never_printed_and_an_insecure_one_is_loud() {
     assert!(!err.to_lowercase().contains("seed"), "{err}");
     let (mut gw, _) = start_gateway(&k, &["--insecure-seed", "7"]);
     let line = gw.wait_for_line("insecure seed 7");
-    assert!(line.contains("WARNING") && line.contains("predictable"), "{line}");
+    assert!(
+        line.contains("WARNING") && line.contains("predictable"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -985,7 +988,13 @@ fn a_gateway_refuses_loopback_targets_unless_allowed() {
     let key = k.dir.join("gw.key");
     let allow = format!("dev={}", k.dev_pub);
     let mut gw = Running::start(&[
-        "gateway", "--listen", "127.0.0.1:0", "--key", s(&key), "--allow", &allow,
+        "gateway",
+        "--listen",
+        "127.0.0.1:0",
+        "--key",
+        s(&key),
+        "--allow",
+        &allow,
     ]);
     let gw_addr = gw.addr_after("listening on ");
     let dev_key = k.dir.join("dev.key");

@@ -147,13 +147,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
     };
 
-    let conn = Connection::connect(
-        addr,
-        &config,
-        &device_key,
-        &gateway_public,
-        Options::new(2),
-    )?;
+    let conn = Connection::connect(addr, &config, &device_key, &gateway_public, Options::new(2))?;
     let start = Instant::now();
     let mut sent_at = Vec::with_capacity(messages.len());
     for &(t, len) in &messages {

@@ -209,7 +209,8 @@ impl Responder {
         options: Options,
     ) -> Result<Tunnel, NetError> {
         config.validate()?;
-        self.accept_with(stream, |_| (config.clone(), options)).await
+        self.accept_with(stream, |_| (config.clone(), options))
+            .await
     }
 
     /// Accept, choosing the shaping once the peer's key is known (a gateway shapes each device

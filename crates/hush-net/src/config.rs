@@ -361,7 +361,11 @@ mod tests {
         assert_eq!(file.gateway.as_ref().unwrap().device.len(), 1);
         assert_eq!(file.shape.unwrap().budget.max_bps, Some(2000.0));
         let gateway = file.gateway.unwrap();
-        assert_eq!(gateway.limits, Limits::default(), "the documented defaults are the defaults");
+        assert_eq!(
+            gateway.limits,
+            Limits::default(),
+            "the documented defaults are the defaults"
+        );
         assert_eq!(gateway.targets.allow.len(), 1);
     }
 

@@ -122,11 +122,7 @@ impl Gateway {
             .map_err(NetError::io(format!("bind {}", settings.listen)))?;
         let allowed =
             (!settings.allow_any).then(|| settings.devices.iter().map(|d| d.key).collect());
-        let responder = Responder::new(
-            Arc::new(settings.key),
-            allowed,
-            settings.limits.clone(),
-        )?;
+        let responder = Responder::new(Arc::new(settings.key), allowed, settings.limits.clone())?;
         Ok(Gateway {
             shared: Arc::new(Shared {
                 responder,

@@ -76,7 +76,10 @@ impl Limits {
             return bad("stream_window_bytes", "must be at least 65536");
         }
         if self.tunnel_buffer_bytes < u64::from(self.stream_window_bytes) {
-            return bad("tunnel_buffer_bytes", "must be at least stream_window_bytes");
+            return bad(
+                "tunnel_buffer_bytes",
+                "must be at least stream_window_bytes",
+            );
         }
         for (field, v) in [
             ("max_streams_per_tunnel", self.max_streams_per_tunnel),
@@ -91,7 +94,10 @@ impl Limits {
             return bad("handshake_burst_per_source", "must be at least 1");
         }
         for (field, v) in [
-            ("handshakes_per_s_per_source", self.handshakes_per_s_per_source),
+            (
+                "handshakes_per_s_per_source",
+                self.handshakes_per_s_per_source,
+            ),
             ("handshake_timeout_s", self.handshake_timeout_s),
             ("idle_timeout_s", self.idle_timeout_s),
             ("keepalive_s", self.keepalive_s),
@@ -99,7 +105,10 @@ impl Limits {
             ("reconnect_wait_s", self.reconnect_wait_s),
         ] {
             if !(v.is_finite() && v > 0.0 && v < 1e9) {
-                return bad(field, "must be a positive number of seconds (or per second)");
+                return bad(
+                    field,
+                    "must be a positive number of seconds (or per second)",
+                );
             }
         }
         if self.keepalive_s >= self.idle_timeout_s {
@@ -216,22 +225,39 @@ mod tests {
 
     #[test]
     fn the_documented_defaults_are_valid_and_bad_values_are_named() {
-        Limits::default().validate().unwrap_or_else(|e| panic!("{e}"));
+        Limits::default()
+            .validate()
+            .unwrap_or_else(|e| panic!("{e}"));
         let bad = Limits {
             stream_window_bytes: 100,
             ..Limits::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("stream_window_bytes"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("stream_window_bytes")
+        );
         let bad = Limits {
             keepalive_s: 500.0,
             ..Limits::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("keepalive_s"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("keepalive_s")
+        );
         let bad = Limits {
             idle_timeout_s: f64::NAN,
             ..Limits::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("idle_timeout_s"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("idle_timeout_s")
+        );
     }
 
     #[test]
@@ -260,6 +286,9 @@ mod tests {
         assert!(!r.allow(x, t0), "burst spent");
         assert!(r.allow(y, t0), "other sources are not affected");
         assert!(!r.allow(x, t0 + Duration::from_millis(500)));
-        assert!(r.allow(x, t0 + Duration::from_millis(1600)), "refilled at 1/s");
+        assert!(
+            r.allow(x, t0 + Duration::from_millis(1600)),
+            "refilled at 1/s"
+        );
     }
 }

@@ -259,10 +259,7 @@ impl Mux {
     }
 
     fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Entry>> {
-        self.inner
-            .streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.inner.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The tunnel's sender.
@@ -284,9 +281,7 @@ impl Mux {
     pub fn open(&self, id: u32) -> Result<StreamHandle, OpenError> {
         let mut streams = self.streams();
         if streams.len() >= self.inner.limits.max_streams_per_tunnel {
-            return Err(OpenError::TooMany(
-                self.inner.limits.max_streams_per_tunnel,
-            ));
+            return Err(OpenError::TooMany(self.inner.limits.max_streams_per_tunnel));
         }
         if streams.contains_key(&id) {
             return Err(OpenError::InUse(id));
@@ -460,7 +455,10 @@ pub(crate) async fn splice(tcp: TcpStream, stream: StreamHandle, mux: Mux) -> Sp
                 };
                 match read {
                     Ok(0) => {
-                        let ok = sender.send(Frame::Fin { stream: id }.encode()).await.is_ok();
+                        let ok = sender
+                            .send(Frame::Fin { stream: id }.encode())
+                            .await
+                            .is_ok();
                         return (total, ok);
                     }
                     Ok(n) => {

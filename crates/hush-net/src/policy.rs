@@ -35,7 +35,9 @@ pub struct AllowRule {
 
 /// A rule that does not parse.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("target rule {rule:?}: {why} (expected CIDR, CIDR:PORT or CIDR:FIRST-LAST, e.g. 10.0.0.0/8:8883 or [fd00::/8]:443)")]
+#[error(
+    "target rule {rule:?}: {why} (expected CIDR, CIDR:PORT or CIDR:FIRST-LAST, e.g. 10.0.0.0/8:8883 or [fd00::/8]:443)"
+)]
 pub struct RuleError {
     /// The rule as written.
     pub rule: String,
@@ -56,7 +58,10 @@ impl FromStr for AllowRule {
             let (net, after) = rest.split_once(']').ok_or_else(|| err("unclosed '['"))?;
             let ports = match after {
                 "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(|| err("expected ':' after ']'"))?),
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| err("expected ':' after ']'"))?,
+                ),
             };
             (net, ports)
         } else if s.matches(':').count() == 1 {
@@ -141,7 +146,10 @@ pub enum Denied {
 impl fmt::Display for Denied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Denied::Range(r) => write!(f, "{r} addresses are denied unless [gateway.targets] allow lists them"),
+            Denied::Range(r) => write!(
+                f,
+                "{r} addresses are denied unless [gateway.targets] allow lists them"
+            ),
             Denied::NotListed => f.write_str("not in [gateway.targets] allow (public = false)"),
         }
     }
@@ -169,9 +177,7 @@ impl TargetPolicy {
 /// An IPv4 address carried in IPv6 (`::ffff:127.0.0.1`) is checked as the IPv4 address it is.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -201,7 +207,10 @@ fn v4_range(a: Ipv4Addr) -> Option<&'static str> {
         "multicast"
     } else if a.is_broadcast() || o[0] >= 240 {
         "reserved"
-    } else if a.is_documentation() || (o[0] == 198 && (o[1] & 0xfe) == 18) || (o[0] == 192 && o[1] == 0 && o[2] == 0) {
+    } else if a.is_documentation()
+        || (o[0] == 198 && (o[1] & 0xfe) == 18)
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+    {
         "special-purpose"
     } else {
         return None;
@@ -269,10 +278,7 @@ mod tests {
         for allowed in ["93.184.216.34:443", "[2606:4700::1111]:443", "8.8.8.8:53"] {
             assert_eq!(p.check(sa(allowed)), Ok(()), "{allowed}");
         }
-        assert_eq!(
-            p.check(sa("127.0.0.1:80")),
-            Err(Denied::Range("loopback"))
-        );
+        assert_eq!(p.check(sa("127.0.0.1:80")), Err(Denied::Range("loopback")));
     }
 
     #[test]
@@ -309,7 +315,15 @@ mod tests {
             assert_eq!(again, r, "{text}");
             assert_eq!(r.to_string(), shown);
         }
-        for bad in ["", "10.0.0.0/33", "host:80", "10.0.0.0/8:http", "10.0.0.0/8:9-1", "[fd00::/8", "[fd00::/8]80"] {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "host:80",
+            "10.0.0.0/8:http",
+            "10.0.0.0/8:9-1",
+            "[fd00::/8",
+            "[fd00::/8]80",
+        ] {
             let e = bad.parse::<AllowRule>().unwrap_err();
             assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
         }

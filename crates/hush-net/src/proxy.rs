@@ -221,7 +221,11 @@ impl Proxy {
             wait: Duration::from_secs_f64(settings.limits.reconnect_wait_s),
         });
         if let Some(l) = socks {
-            acceptors.push(tokio::spawn(accept_loop(l, Target::Socks, Arc::clone(&ctx))));
+            acceptors.push(tokio::spawn(accept_loop(
+                l,
+                Target::Socks,
+                Arc::clone(&ctx),
+            )));
         }
         for (l, target) in forwards {
             acceptors.push(tokio::spawn(accept_loop(
@@ -404,7 +408,8 @@ async fn serve_conn(mut tcp: TcpStream, from: SocketAddr, target: Target, ctx: A
     t.streams.fetch_add(1, Ordering::Relaxed);
     t.up.fetch_add(bytes.to_tunnel, Ordering::Relaxed);
     t.down.fetch_add(bytes.from_tunnel, Ordering::Relaxed);
-    t.unconfirmed.fetch_add(bytes.unconfirmed, Ordering::Relaxed);
+    t.unconfirmed
+        .fetch_add(bytes.unconfirmed, Ordering::Relaxed);
     if bytes.unconfirmed > 0 {
         (ctx.log)(&format!(
             "connection {id} to {target} was cut: {} of the {} bytes it sent were not confirmed written by the gateway",
@@ -422,8 +427,14 @@ async fn dispatch(receiver: &mut MessageReceiver, mux: &Mux, log: &Log) -> Resul
                 mux.handle(Frame::Reset { stream, reason });
             }
             Frame::Open { stream, .. } => {
-                log(&format!("ignored: the gateway tried to open stream {stream}"));
-                crate::mux::refuse(mux, stream, "the proxy opens no streams for the gateway".into());
+                log(&format!(
+                    "ignored: the gateway tried to open stream {stream}"
+                ));
+                crate::mux::refuse(
+                    mux,
+                    stream,
+                    "the proxy opens no streams for the gateway".into(),
+                );
             }
             other => {
                 if let Some(line) = mux.handle(other) {

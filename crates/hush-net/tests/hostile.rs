@@ -104,7 +104,10 @@ async fn issue15_a_stalled_stream_does_not_stall_the_others() {
     })
     .await
     .expect("the first stream never stalled");
-    assert!(!pusher.is_finished(), "8 MiB fit in the buffers: no stall to test");
+    assert!(
+        !pusher.is_finished(),
+        "8 MiB fit in the buffers: no stall to test"
+    );
 
     // Stream 2 of the same tunnel: a 10 kB echo completes while stream 1 stays stalled.
     let data = pattern(10_000, 2);
@@ -200,8 +203,13 @@ async fn issue15_a_handshake_without_a_record_gets_only_the_handshake_answer() {
     .await;
     // A genuine, fresh handshake (the device key holder), then silence: the gateway answers the
     // handshake and sends nothing shaped, then gives up.
-    let mut hs = Handshake::initiator(&dev, &gw.public, Tai64N::from_unix(4_000_000_000, 0), [9; 32])
-        .unwrap();
+    let mut hs = Handshake::initiator(
+        &dev,
+        &gw.public,
+        Tai64N::from_unix(4_000_000_000, 0),
+        [9; 32],
+    )
+    .unwrap();
     let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
     tcp.write_all(&hs.poll_output().unwrap()).await.unwrap();
     let mut got = Vec::new();
@@ -242,7 +250,12 @@ async fn issue15_denied_targets_are_refused_by_default_and_allowed_ones_work() {
         assert_eq!(n, 0, "{host}: a denied target ends the local connection");
     }
     let s = TcpStream::connect(setup.px.forwards[0]).await.unwrap();
-    assert!(round_trip(s, b"x".to_vec()).await.unwrap_or_default().is_empty());
+    assert!(
+        round_trip(s, b"x".to_vec())
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
     eventually("the gateway logs the denials", || {
         setup
             .gw
@@ -263,13 +276,28 @@ async fn issue15_denied_targets_are_refused_by_default_and_allowed_ones_work() {
         public: true,
         allow: vec![rule.parse().unwrap()],
     };
-    let setup = through_relay(NetFault::Clean, 3, fast(), Limits::default(), targets, &[echo, other])
-        .await;
+    let setup = through_relay(
+        NetFault::Clean,
+        3,
+        fast(),
+        Limits::default(),
+        targets,
+        &[echo, other],
+    )
+    .await;
     let s = TcpStream::connect(setup.px.forwards[0]).await.unwrap();
     let data = pattern(50_000, 5);
-    assert!(round_trip(s, data.clone()).await.unwrap() == data, "allowed echo differs");
+    assert!(
+        round_trip(s, data.clone()).await.unwrap() == data,
+        "allowed echo differs"
+    );
     let s = TcpStream::connect(setup.px.forwards[1]).await.unwrap();
-    assert!(round_trip(s, b"y".to_vec()).await.unwrap_or_default().is_empty());
+    assert!(
+        round_trip(s, b"y".to_vec())
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
     setup.px.stop().await;
     let report = setup.gw.stop().await;
     assert_eq!((report.streams, report.denied), (1, 1));
@@ -329,7 +357,10 @@ async fn issue15_the_proxy_reconnects_when_the_gateway_restarts() {
     assert!(log.iter().any(|l| l.contains("up again")), "{log:?}");
     let report = px.stop().await;
     assert_eq!(report.reconnects, 1);
-    assert_eq!(report.bytes_unconfirmed, 0, "nothing was in flight when it went");
+    assert_eq!(
+        report.bytes_unconfirmed, 0,
+        "nothing was in flight when it went"
+    );
     gw.stop().await;
 }
 
@@ -385,8 +416,15 @@ async fn issue15_network_faults_are_clean_errors_never_wrong_bytes() {
         (NetFault::BitFlip, 16),
     ] {
         eprintln!("fault: {fault:?}");
-        let setup = through_relay(fault, seed, fast(), limits.clone(), loopback_allowed(), &[echo])
-            .await;
+        let setup = through_relay(
+            fault,
+            seed,
+            fast(),
+            limits.clone(),
+            loopback_allowed(),
+            &[echo],
+        )
+        .await;
         let Ok((whole, cut)) = tokio::time::timeout(
             HANG,
             echoes_never_wrong(setup.px.forwards[0], 20, seed as u32),
@@ -456,7 +494,11 @@ async fn soak(connections: usize, seconds: f64) -> (u64, u64) {
                     let mut back = vec![0u8; data.len()];
                     let mut at = 0;
                     while at < back.len() {
-                        let end = if slow { (at + 512).min(back.len()) } else { back.len() };
+                        let end = if slow {
+                            (at + 512).min(back.len())
+                        } else {
+                            back.len()
+                        };
                         let n = r.read(&mut back[at..end]).await?;
                         if n == 0 {
                             return Err(std::io::ErrorKind::UnexpectedEof.into());
@@ -528,5 +570,8 @@ async fn issue15_soak_1000_connections_60_s() {
         "soak: {connections} connections, {seconds} s, {bytes} bytes echoed intact, 0 lost or corrupted, peak RSS {} MiB",
         rss_kib / 1024
     );
-    assert!(rss_kib < 2 << 20, "peak RSS {rss_kib} KiB: memory is not bounded");
+    assert!(
+        rss_kib < 2 << 20,
+        "peak RSS {rss_kib} KiB: memory is not bounded"
+    );
 }

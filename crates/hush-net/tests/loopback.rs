@@ -39,7 +39,10 @@ fn serve(listener: Listener) -> std::thread::JoinHandle<Result<Vec<Vec<u8>>, Net
 
 #[test]
 fn blocking_messages_arrive_and_the_accounts_match_the_wire() {
-    let (server_key, client_key) = (hush_net::generate_keypair().unwrap(), hush_net::generate_keypair().unwrap());
+    let (server_key, client_key) = (
+        hush_net::generate_keypair().unwrap(),
+        hush_net::generate_keypair().unwrap(),
+    );
     let config = constant(0.002, 200);
     let listener = Listener::bind(
         "127.0.0.1:0",
@@ -97,7 +100,10 @@ fn blocking_messages_arrive_and_the_accounts_match_the_wire() {
 
 /// Records seen by the observer after the handshake: (gap since the previous, size).
 fn observe_run(config: &ShapeConfig, seed: u64, bursts: bool, run: Duration) -> Vec<(f64, usize)> {
-    let (server_key, client_key) = (hush_net::generate_keypair().unwrap(), hush_net::generate_keypair().unwrap());
+    let (server_key, client_key) = (
+        hush_net::generate_keypair().unwrap(),
+        hush_net::generate_keypair().unwrap(),
+    );
     let listener = Listener::bind(
         "127.0.0.1:0",
         config,
@@ -233,7 +239,10 @@ fn many_connections_in_one_process() {
 }
 
 fn fault_run(fault: Fault) -> (Vec<Vec<u8>>, Option<NetError>) {
-    let (server_key, client_key) = (hush_net::generate_keypair().unwrap(), hush_net::generate_keypair().unwrap());
+    let (server_key, client_key) = (
+        hush_net::generate_keypair().unwrap(),
+        hush_net::generate_keypair().unwrap(),
+    );
     let config = constant(0.001, 300);
     let listener = Listener::bind(
         "127.0.0.1:0",
@@ -358,7 +367,10 @@ fn an_unknown_client_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_shaped_stream_echoes_a_megabyte() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (gw_key, dev_key) = (hush_net::generate_keypair().unwrap(), hush_net::generate_keypair().unwrap());
+    let (gw_key, dev_key) = (
+        hush_net::generate_keypair().unwrap(),
+        hush_net::generate_keypair().unwrap(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let fast = ShapeConfig::new(ScheduleSpec::Unshaped);
@@ -400,7 +412,10 @@ async fn tokio_shaped_stream_echoes_a_megabyte() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_messages_on_a_schedule_and_close_loses_nothing() {
-    let (gw_key, dev_key) = (hush_net::generate_keypair().unwrap(), hush_net::generate_keypair().unwrap());
+    let (gw_key, dev_key) = (
+        hush_net::generate_keypair().unwrap(),
+        hush_net::generate_keypair().unwrap(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = constant(0.002, 300);

@@ -24,7 +24,9 @@ async fn connections_ride_one_shaped_tunnel_to_real_servers() {
     // A fixed forward.
     let s = TcpStream::connect(forward).await.unwrap();
     assert_eq!(
-        round_trip(s, b"hello through the tunnel".to_vec()).await.unwrap(),
+        round_trip(s, b"hello through the tunnel".to_vec())
+            .await
+            .unwrap(),
         b"hello through the tunnel"
     );
 
@@ -96,7 +98,15 @@ async fn a_gateway_refuses_unknown_devices() {
     })
     .await;
     let stranger_pub = stranger.public();
-    let result = start_proxy(gw.addr, gw.public, stranger, shape, vec![], Limits::default()).await;
+    let result = start_proxy(
+        gw.addr,
+        gw.public,
+        stranger,
+        shape,
+        vec![],
+        Limits::default(),
+    )
+    .await;
     let err = result.err().expect("a stranger's tunnel must not come up");
     let text = hush_net::error_chain(&err);
     assert!(text.contains("without answering the handshake"), "{text}");

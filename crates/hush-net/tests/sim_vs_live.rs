@@ -69,7 +69,10 @@ fn the_simulator_predicts_the_live_tunnel() {
     let sim = defend(&trace, &spec, seed, &NetworkModel::default()).unwrap();
 
     // Live: the device connects, the gateway accepts; each replays its direction.
-    let (gw_key, dev_key) = (hush_net::generate_keypair().unwrap(), hush_net::generate_keypair().unwrap());
+    let (gw_key, dev_key) = (
+        hush_net::generate_keypair().unwrap(),
+        hush_net::generate_keypair().unwrap(),
+    );
     let (dev_tap, gw_tap) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
     let listener = Listener::bind(
         "127.0.0.1:0",

@@ -746,7 +746,11 @@ fn idle_wire(seed: impl Into<hush_shape::ScheduleSeed>, n: usize) -> Vec<(Instan
 fn a_256_bit_seed_decides_the_schedule_like_a_u64_one() {
     let (k1, k2) = ([1u8; 32], [2u8; 32]);
     assert_eq!(idle_wire(k1, 50), idle_wire(k1, 50), "same bits, same wire");
-    assert_ne!(idle_wire(k1, 50), idle_wire(k2, 50), "other bits, other wire");
+    assert_ne!(
+        idle_wire(k1, 50),
+        idle_wire(k2, 50),
+        "other bits, other wire"
+    );
     assert_ne!(idle_wire(k1, 50), idle_wire(1u64, 50));
     assert_eq!(idle_wire(7u64, 50), idle_wire(7u64, 50));
     // Never printed.

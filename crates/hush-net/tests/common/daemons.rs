@@ -21,7 +21,9 @@ pub async fn echo_server() -> SocketAddr {
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let (mut r, mut w) = s.split();
                 let _ = tokio::io::copy(&mut r, &mut w).await;
@@ -327,7 +329,9 @@ impl FaultRelay {
             while let Ok((down, _)) = l.accept().await {
                 n += 1;
                 count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Ok(up) = TcpStream::connect(upstream).await else { continue };
+                let Ok(up) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
                 let (dr, dw) = down.into_split();
                 let (ur, uw) = up.into_split();
                 let s = seed.wrapping_mul(1_000_003).wrapping_add(n);
