@@ -797,8 +797,6 @@ fn a_device_the_gateway_does_not_allow_is_refused_at_the_handshake() {
         s(&stranger),
         "--socks",
         "127.0.0.1:0",
-        "--seed",
-        "2",
     ]);
     let err = stderr(&o);
     assert!(!o.status.success(), "a stranger got in:\n{err}");
