@@ -376,6 +376,7 @@ async fn pump(
     let mut buf = vec![0u8; 8192];
     let mut held: Option<Vec<u8>> = None;
     let mut passed = 0u64;
+    let mut chunks = 0u32;
     // Faults start after the handshake has had its chance (the first 200 bytes pass), so the
     // tunnel comes up and the fault hits records, then strike about once per 40 chunks.
     let cut_at = 200 + rng.below(200_000);
@@ -390,7 +391,9 @@ async fn pump(
             let room = 4096usize.saturating_sub(c.len());
             c.extend_from_slice(&chunk[..room.min(n)]);
         }
-        let strike = passed > 200 && rng.below(40) == 0;
+        chunks += 1;
+        // The 8th chunk always, then about one in 40: a fault is certain to strike.
+        let strike = passed > 200 && (chunks == 8 || rng.below(40) == 0);
         passed += n as u64;
         let mut out: Vec<Vec<u8>> = Vec::new();
         match fault {
