@@ -38,5 +38,9 @@ fn the_engine_reads_no_clock_and_no_entropy_source() {
         }
         checked += 1;
     }
-    assert!(checked >= 5, "found only {checked} source files in {}", dir.display());
+    assert!(
+        checked >= 5,
+        "found only {checked} source files in {}",
+        dir.display()
+    );
 }
