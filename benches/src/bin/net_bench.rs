@@ -378,7 +378,7 @@ async fn tcp_copy(plan: &ThroughputPlan, message: &[u8]) -> Result<Transfer> {
 /// The tokio API: `MessageSender::send` of owned messages, `MessageReceiver::recv` at the other end.
 async fn hush_aio(plan: &ThroughputPlan, message: &[u8]) -> Result<Transfer> {
     let config = ShapeConfig::new(ScheduleSpec::Unshaped);
-    let (gw, dev) = (key(plan.seed, GATEWAY), key(plan.seed, 0));
+    let (gw, dev) = (Arc::new(key(plan.seed, GATEWAY)), key(plan.seed, 0));
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn({
@@ -422,7 +422,7 @@ fn hush_blocking(plan: &ThroughputPlan, message: &[u8]) -> Result<Transfer> {
     let listener = blocking::Listener::bind(
         (Ipv4Addr::LOCALHOST, 0),
         &config,
-        gw.clone(),
+        key(plan.seed, GATEWAY),
         None,
         Options::new(plan.seed + 1),
     )?;
@@ -553,7 +553,7 @@ fn run_streams(plan: &StreamsPlan) -> Result<StreamsResult> {
     let n = plan.streams;
     let seed = plan.run.seed;
     let config = ShapeConfig::new(plan.run.schedule.spec());
-    let gw = key(seed, GATEWAY);
+    let gw = Arc::new(key(seed, GATEWAY));
     let devices: Vec<Keypair> = (0..n as u64).map(|i| key(seed, i)).collect();
     let index_of: Arc<HashMap<PublicKey, usize>> = Arc::new(
         devices
@@ -677,7 +677,7 @@ async fn observe(
     max_message_bytes: u64,
 ) -> Result<Peer> {
     stream.set_nodelay(true)?;
-    let mut hs = Handshake::responder(gw, None)?;
+    let mut hs = Handshake::responder(gw, None, hush_net::os_entropy()?)?;
     let mut buf = vec![0u8; 64 * 1024];
     let mut leftover = Vec::new();
     loop {
@@ -690,6 +690,9 @@ async fn observe(
         let n = stream.read(&mut buf).await?;
         ensure!(n > 0, "observer: the peer closed during the handshake");
         let used = hs.handle_input(&buf[..n])?;
+        if hs.hello().is_some() {
+            hs.respond()?;
+        }
         leftover.extend_from_slice(&buf[used..n]);
     }
     let remote = hs.remote().context("observer: no peer key")?;
@@ -731,7 +734,7 @@ async fn observe(
 async fn shaped_peer(
     stream: TcpStream,
     config: &ShapeConfig,
-    gw: &Keypair,
+    gw: &Arc<Keypair>,
     index_of: &HashMap<PublicKey, usize>,
     taps: &[Arc<LatenessTap>],
     tap: bool,
@@ -739,15 +742,17 @@ async fn shaped_peer(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Peer> {
     let n = index_of.len();
-    let mut tunnel = aio::accept_with(stream, gw, None, |remote| {
-        let i = remote.and_then(|k| index_of.get(&k).copied()).unwrap_or(0);
-        let mut options = Options::new(seed.wrapping_add((n + i) as u64));
-        if tap {
-            options = options.with_tap(taps[n + i].clone());
-        }
-        (config.clone(), options)
-    })
-    .await?;
+    let responder = aio::Responder::new(Arc::clone(gw), None, hush_net::Limits::default())?;
+    let mut tunnel = responder
+        .accept_with(stream, |remote| {
+            let i = remote.and_then(|k| index_of.get(&k).copied()).unwrap_or(0);
+            let mut options = Options::new(seed.wrapping_add((n + i) as u64));
+            if tap {
+                options = options.with_tap(taps[n + i].clone());
+            }
+            (config.clone(), options)
+        })
+        .await?;
     ensure!(
         tunnel.peer().is_some_and(|k| index_of.contains_key(&k)),
         "duplex peer: an unknown device key"

@@ -183,8 +183,13 @@ Examples:
   hush proxy --config proxy.toml --forward 127.0.0.1:8883=broker.example.com:8883
 
 Every connection the device makes through the SOCKS port or a forward rides one encrypted
-tunnel whose records have the schedule's sizes and times, whatever the device does. Ctrl-C or
-SIGTERM drains the tunnel's queue before exiting. See hush_net::config for the TOML format.";
+tunnel whose records have the schedule's sizes and times, whatever the device does. Each
+connection has its own flow-control window, so one that stops reading never stalls the others.
+If the gateway goes away the proxy says which connections lost what, and reconnects with
+backoff; new connections wait for it ([proxy.limits] reconnect_wait_s). The schedule's seed is
+256 bits from the OS per tunnel and never printed; --insecure-seed N makes it reproducible (and
+predictable: for reproducing a run only). Ctrl-C or SIGTERM drains the tunnel's queue before
+exiting. See hush_net::config for the TOML format.";
 
 const GATEWAY_EXAMPLES: &str = "\
 Examples:
@@ -192,9 +197,14 @@ Examples:
   hush gateway --listen 0.0.0.0:7443 --key gateway.key --allow sleep-monitor=<DEVICE KEY> \\
                --schedule datta-high
   hush gateway --config gateway.toml
+  hush gateway ... --allow-target 192.168.1.20/32:1883     also reach this LAN broker
 
 The gateway shapes what it sends to each device (the download direction) with the device's
-schedule from the file, else the one given here. Only listed device keys get in.";
+schedule from the file, else the one given here. Only listed device keys get in; a replayed
+handshake gets no answer, and nothing shaped is sent before the device's first authenticated
+record. Streams may reach public addresses only: loopback, link-local, private and multicast
+targets are refused unless --allow-target (or [gateway.targets] allow) lists them. Handshake
+rate, tunnels, streams, buffers and timeouts are capped ([gateway.limits]).";
 
 const INSPECT_EXAMPLES: &str = "\
 Examples:

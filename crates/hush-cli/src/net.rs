@@ -6,11 +6,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Args;
 use hush_net::config::{
-    ConfigFile, GatewayToml, ProxyToml, parse_forward, read_key_file, write_key_file,
+    ConfigFile, GatewayToml, ProxyToml, key_file_warning, parse_forward, read_key_file,
+    write_key_file,
 };
 use hush_net::gateway::{Device, Gateway};
+use hush_net::policy::AllowRule;
 use hush_net::proxy::{Log, Proxy};
-use hush_shape::Keypair;
 
 use crate::BadInput;
 use crate::shape::ShapeArgs;
@@ -51,9 +52,10 @@ pub struct ProxyArgs {
     /// Forward LISTEN=HOST:PORT through the tunnel (repeatable).
     #[arg(long, value_name = "LISTEN=HOST:PORT")]
     pub forward: Vec<String>,
-    /// Schedule seed (default: the file's, else random, printed at start).
-    #[arg(long)]
-    pub seed: Option<u64>,
+    /// Reproducible schedule seed, for reproducing a run only: anyone who knows it can predict
+    /// the schedule (default: 256 bits from the OS per tunnel, never printed).
+    #[arg(long = "insecure-seed", alias = "seed", value_name = "N")]
+    pub insecure_seed: Option<u64>,
     #[command(flatten)]
     pub shape: ShapeArgs,
 }
@@ -76,15 +78,20 @@ pub struct GatewayArgs {
     /// Accept any device key (trials only).
     #[arg(long)]
     pub allow_any_device: bool,
-    /// Base schedule seed (default: the file's, else random, printed at start).
-    #[arg(long)]
-    pub seed: Option<u64>,
+    /// Let streams reach CIDR[:PORT[-PORT]] even if it is loopback, private, link-local or
+    /// multicast, which are refused by default (repeatable).
+    #[arg(long, value_name = "CIDR[:PORTS]")]
+    pub allow_target: Vec<String>,
+    /// Reproducible base schedule seed, for reproducing a run only: anyone who knows it can
+    /// predict the schedules (default: 256 bits from the OS per tunnel, never printed).
+    #[arg(long = "insecure-seed", alias = "seed", value_name = "N")]
+    pub insecure_seed: Option<u64>,
     #[command(flatten)]
     pub shape: ShapeArgs,
 }
 
 pub fn keygen(args: &KeygenArgs) -> Result<()> {
-    let key = Keypair::generate()?;
+    let key = hush_net::generate_keypair()?;
     write_key_file(&args.out, &key)?;
     println!("{}", key.public());
     eprintln!(
@@ -96,6 +103,9 @@ pub fn keygen(args: &KeygenArgs) -> Result<()> {
 
 pub fn pubkey(args: &PubkeyArgs) -> Result<()> {
     let key = read_key_file(&args.key)?;
+    if let Some(w) = key_file_warning(&args.key) {
+        eprintln!("hush: {w}");
+    }
     println!("{}", key.public());
     Ok(())
 }
@@ -140,8 +150,17 @@ async fn shutdown_signal() {
     }
 }
 
-fn seed_or_random(flag: Option<u64>, file: Option<u64>) -> u64 {
-    flag.or(file).unwrap_or_else(rand::random)
+/// The reproducible seed, if the user asked for one, said loudly: a known seed makes the
+/// schedule predictable.
+fn insecure_seed(flag: Option<u64>, file: Option<u64>, log: &Log) -> Option<u64> {
+    let seed = flag.or(file);
+    if let Some(s) = seed {
+        log(&format!(
+            "WARNING: insecure seed {s}: the traffic schedule is reproducible and predictable by \
+             anyone who knows the seed; use it to reproduce a run, never to protect a device"
+        ));
+    }
+    seed
 }
 
 pub fn proxy(args: &ProxyArgs) -> Result<()> {
@@ -160,17 +179,21 @@ pub fn proxy(args: &ProxyArgs) -> Result<()> {
     if args.socks.is_some() {
         toml.socks = args.socks;
     }
-    let seed = seed_or_random(args.seed, toml.seed);
+    let log = log("proxy");
     let extra: Vec<_> = args
         .forward
         .iter()
         .map(|f| parse_forward(f))
         .collect::<Result<_, _>>()
         .map_err(|e| BadInput(e.to_string()))?;
-    let mut settings =
-        ProxyToml::settings(toml, shape, seed).map_err(|e| BadInput(e.to_string()))?;
+    let file_seed = toml.insecure_seed;
+    let (mut settings, warnings) =
+        ProxyToml::settings(toml, shape, None).map_err(|e| BadInput(e.to_string()))?;
+    settings.seed = insecure_seed(args.insecure_seed, file_seed, &log);
     settings.forwards.extend(extra);
-    let log = log("proxy");
+    for w in warnings {
+        log(&w);
+    }
     runtime()?.block_on(async {
         let proxy = Proxy::bind(settings, Arc::clone(&log)).await?;
         if let Some(a) = proxy.socks_addr() {
@@ -181,13 +204,15 @@ pub fn proxy(args: &ProxyArgs) -> Result<()> {
         }
         let report = proxy.run(shutdown_signal()).await?;
         log(&format!(
-            "done: {} streams, {} B up, {} B down; tunnel sent {} records, {} wire bytes for {} real",
+            "done: {} streams, {} B up, {} B down; tunnel sent {} records, {} wire bytes for {} real; {} reconnects, {} B unconfirmed",
             report.streams,
             report.bytes_to_tunnel,
             report.bytes_from_tunnel,
             report.tunnel.records,
             report.tunnel.wire_bytes,
-            report.tunnel.real_bytes
+            report.tunnel.real_bytes,
+            report.reconnects,
+            report.bytes_unconfirmed
         ));
         Ok::<(), hush_net::NetError>(())
     })?;
@@ -205,9 +230,20 @@ pub fn gateway(args: &GatewayArgs) -> Result<()> {
         toml.key_file.clone_from(&args.key);
     }
     toml.allow_any_device |= args.allow_any_device;
-    let seed = seed_or_random(args.seed, toml.seed);
-    let mut settings =
-        GatewayToml::settings(toml, shape, seed).map_err(|e| BadInput(e.to_string()))?;
+    for t in &args.allow_target {
+        let rule: AllowRule = t
+            .parse()
+            .map_err(|e| BadInput(format!("--allow-target: {e}")))?;
+        toml.targets.allow.push(rule);
+    }
+    let log = log("gateway");
+    let file_seed = toml.insecure_seed;
+    let (mut settings, warnings) =
+        GatewayToml::settings(toml, shape, None).map_err(|e| BadInput(e.to_string()))?;
+    settings.seed = insecure_seed(args.insecure_seed, file_seed, &log);
+    for w in warnings {
+        log(&w);
+    }
     for (i, a) in args.allow.iter().enumerate() {
         let (name, key) = match a.split_once('=') {
             // Base64 ends in '=', so only a split before the last 44 characters is a name.
@@ -223,14 +259,25 @@ pub fn gateway(args: &GatewayArgs) -> Result<()> {
             shape: None,
         });
     }
-    let log = log("gateway");
+    let targets = match settings.targets.allow.len() {
+        0 => String::from("public addresses only"),
+        n => format!("public addresses and {n} allow rules"),
+    };
+    let targets = if settings.targets.public {
+        targets
+    } else {
+        format!("{} allow rules only", settings.targets.allow.len())
+    };
     runtime()?.block_on(async {
         let gw = Gateway::bind(settings, Arc::clone(&log)).await?;
-        log(&format!("listening on {} (seed {seed})", gw.local_addr()?));
+        log(&format!(
+            "listening on {} (targets: {targets})",
+            gw.local_addr()?
+        ));
         let report = gw.run(shutdown_signal()).await?;
         log(&format!(
-            "done: {} tunnels, {} streams",
-            report.tunnels, report.streams
+            "done: {} tunnels, {} streams, {} denied targets, {} connections dropped unanswered",
+            report.tunnels, report.streams, report.denied, report.dropped
         ));
         Ok::<(), hush_net::NetError>(())
     })?;

@@ -682,6 +682,7 @@ fn keys(test: &str) -> Setup {
 fn start_gateway(k: &Setup, extra: &[&str]) -> (Running, SocketAddr) {
     let key = k.dir.join("gw.key");
     let allow = format!("dev={}", k.dev_pub);
+    // The echo servers live on loopback, which a gateway refuses as a target unless allowed.
     let mut args = vec![
         "gateway",
         "--listen",
@@ -690,6 +691,8 @@ fn start_gateway(k: &Setup, extra: &[&str]) -> (Running, SocketAddr) {
         s(&key),
         "--allow",
         &allow,
+        "--allow-target",
+        "127.0.0.0/8",
     ];
     args.extend_from_slice(extra);
     let mut gw = Running::start(&args);
@@ -794,8 +797,6 @@ fn a_device_the_gateway_does_not_allow_is_refused_at_the_handshake() {
         s(&stranger),
         "--socks",
         "127.0.0.1:0",
-        "--seed",
-        "2",
     ]);
     let err = stderr(&o);
     assert!(!o.status.success(), "a stranger got in:\n{err}");
@@ -917,4 +918,105 @@ fn proxy_and_gateway_refuse_bad_setups_with_one_line() {
         "127.0.0.1:0",
     ]);
     assert_bad_input(&o, &["forward"]);
+}
+
+#[test]
+fn a_wrong_gateway_key_says_so_in_one_line() {
+    let k = keys("wrong-gateway-key");
+    let (_gw, gw_addr) = start_gateway(&k, &[]);
+    // The device's own public key is certainly not the gateway's.
+    let gateway = gw_addr.to_string();
+    let dev_key = k.dir.join("dev.key");
+    let o = hush_bounded(&[
+        "proxy",
+        "--gateway",
+        &gateway,
+        "--gateway-key",
+        &k.dev_pub,
+        "--key",
+        s(&dev_key),
+        "--socks",
+        "127.0.0.1:0",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.contains(&gateway), "names the gateway: {err}");
+    assert!(
+        err.contains(&format!("its public key is not {}", k.dev_pub)),
+        "names the key it tried: {err}"
+    );
+}
+
+#[test]
+fn seeds_are_never_printed_and_an_insecure_one_is_loud() {
+    let k = keys("seeds");
+    let (mut gw, _) = start_gateway(&k, &[]);
+    let (code, err) = gw.terminate();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.to_lowercase().contains("seed"), "{err}");
+    let (mut gw, _) = start_gateway(&k, &["--insecure-seed", "7"]);
+    let line = gw.wait_for_line("insecure seed 7");
+    assert!(
+        line.contains("WARNING") && line.contains("predictable"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_key_file_others_can_read_is_a_warning() {
+    let k = keys("key-mode");
+    let key = k.dir.join("dev.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let o = hush(&["pubkey", s(&key)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o).trim_end(), k.dev_pub);
+        let err = stderr(&o);
+        assert!(err.contains("0644") && err.contains("chmod 600"), "{err}");
+    }
+}
+
+#[test]
+fn a_gateway_refuses_loopback_targets_unless_allowed() {
+    let k = keys("targets");
+    let echo = echo_server();
+    let key = k.dir.join("gw.key");
+    let allow = format!("dev={}", k.dev_pub);
+    let mut gw = Running::start(&[
+        "gateway",
+        "--listen",
+        "127.0.0.1:0",
+        "--key",
+        s(&key),
+        "--allow",
+        &allow,
+    ]);
+    let gw_addr = gw.addr_after("listening on ");
+    let dev_key = k.dir.join("dev.key");
+    let gateway = gw_addr.to_string();
+    let forward = format!("127.0.0.1:0={echo}");
+    let mut proxy = Running::start(&[
+        "proxy",
+        "--gateway",
+        &gateway,
+        "--gateway-key",
+        &k.gw_pub,
+        "--key",
+        s(&dev_key),
+        "--forward",
+        &forward,
+    ]);
+    let fwd = proxy.addr_after("forwarding ");
+    let mut conn = TcpStream::connect(fwd).expect("connect to the forward");
+    conn.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let _ = conn.write_all(b"ssrf");
+    let mut back = Vec::new();
+    let _ = conn.read_to_end(&mut back); // closed or reset: either way no echo
+    assert!(back.is_empty(), "a loopback target was reached");
+    let line = gw.wait_for_line("denied by the gateway's policy");
+    assert!(line.contains("loopback"), "{line}");
+    assert!(gw.is_running() && proxy.is_running());
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use hush_net::Options;
 use hush_net::blocking::{Connection, Listener};
-use hush_shape::{Keypair, ScheduleSpec, ShapeConfig};
+use hush_shape::{ScheduleSpec, ShapeConfig};
 use hush_trace::device::{DeviceSpec, read_device_mac_file, set_direction};
 use hush_trace::{Direction, ReadOptions, read_trace};
 
@@ -122,11 +122,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         messages.len()
     );
 
-    let (gateway_key, device_key) = (Keypair::generate()?, Keypair::generate()?);
+    let (gateway_key, device_key) = (hush_net::generate_keypair()?, hush_net::generate_keypair()?);
+    let gateway_public = gateway_key.public();
     let listener = Listener::bind(
         "127.0.0.1:0",
         &config,
-        gateway_key.clone(),
+        gateway_key,
         Some(vec![device_key.public()]),
         Options::new(1),
     )?;
@@ -146,13 +147,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
     };
 
-    let conn = Connection::connect(
-        addr,
-        &config,
-        &device_key,
-        &gateway_key.public(),
-        Options::new(2),
-    )?;
+    let conn = Connection::connect(addr, &config, &device_key, &gateway_public, Options::new(2))?;
     let start = Instant::now();
     let mut sent_at = Vec::with_capacity(messages.len());
     for &(t, len) in &messages {

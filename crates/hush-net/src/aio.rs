@@ -6,24 +6,31 @@
 //! millisecond wheel) and writes every record due; and a reader that owns the [`Receiver`] and
 //! delivers whole messages. Dropping every sender closes gracefully: the queue still drains.
 //!
+//! Beyond the application's messages the tunnel carries empty ones, which are never delivered:
+//! the initiator sends one at once (the responder sends nothing shaped until a first record of
+//! the initiator's has authenticated, so a replayed handshake draws no traffic), and either end
+//! sends one after [`crate::Limits::keepalive_s`] without a record, so that the peer's idle
+//! timeout only closes tunnels whose peer is gone.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), hush_net::NetError> {
-//! use hush_net::{aio, Options};
-//! use hush_shape::{Keypair, ScheduleSpec, ShapeConfig};
+//! use hush_net::{aio, generate_keypair, Options};
+//! use hush_shape::{ScheduleSpec, ShapeConfig};
 //!
-//! let (gw_key, dev_key) = (Keypair::generate()?, Keypair::generate()?);
+//! let (gw_key, dev_key) = (generate_keypair()?, generate_keypair()?);
+//! let gw_public = gw_key.public();
 //! let config = ShapeConfig::new(ScheduleSpec::datta_low_latency());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
 //! let addr = listener.local_addr().unwrap();
 //! let server = tokio::spawn({
-//!     let (config, gw_key) = (config.clone(), gw_key.clone());
+//!     let config = config.clone();
 //!     async move {
 //!         let (stream, _) = listener.accept().await.unwrap();
-//!         let mut tunnel = aio::accept(stream, &config, &gw_key, None, Options::new(1)).await?;
+//!         let mut tunnel = aio::accept(stream, &config, &gw_key, None, Options::secure()).await?;
 //!         tunnel.receiver.recv().await
 //!     }
 //! });
-//! let tunnel = aio::connect(addr, &config, &dev_key, &gw_key.public(), Options::new(2)).await?;
+//! let tunnel = aio::connect(addr, &config, &dev_key, &gw_public, Options::secure()).await?;
 //! tunnel.sender.send(b"door open".to_vec()).await?;
 //! tunnel.sender.close().await?;
 //! assert_eq!(server.await.unwrap()?, Some(b"door open".to_vec()));
@@ -36,9 +43,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
-use hush_shape::{
-    Handshake, Keypair, PublicKey, Receiver, SendError, ShapeConfig, Shaper, ShaperStats,
-};
+use hush_shape::{Keypair, PublicKey, Receiver, SendError, ShapeConfig, Shaper, ShaperStats};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
@@ -46,7 +51,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::PollSender;
 
 use crate::clock::{Clock, TunnelTimer};
-use crate::{NetError, Options, Tap, handshake};
+use crate::limits::ReplayGuard;
+use crate::{Limits, NetError, Options, Tap, handshake};
 
 const COMMANDS: usize = 64;
 const INBOX_MESSAGES: usize = 256;
@@ -109,21 +115,37 @@ pub async fn connect(
     options: Options,
 ) -> Result<Tunnel, NetError> {
     config.validate()?;
+    options.limits.validate()?;
     let mut stream = TcpStream::connect(addr)
         .await
         .map_err(NetError::io("connect"))?;
     let name = stream
         .peer_addr()
         .map_or_else(|_| "peer".into(), |a| a.to_string());
-    let hs = Handshake::initiator(local, remote).map_err(|source| NetError::Handshake {
-        peer: name.clone(),
-        source,
-    })?;
-    let est = handshake::tokio(&mut stream, hs, &name).await?;
-    start(stream, est, config, options)
+    let hs = handshake::initiator(local, remote, &name)?;
+    let expect = handshake::Expect {
+        remote: *remote,
+        local: local.public(),
+    };
+    let est = handshake::tokio(
+        &mut stream,
+        hs,
+        &name,
+        Some(&expect),
+        &mut |_| Ok(()),
+        options.limits.handshake_timeout(),
+    )
+    .await?;
+    let peer = est.session.remote();
+    let (sealer, opener) = est.session.split();
+    let mut receiver = Receiver::new(opener, config.max_message_bytes);
+    receiver.receive(&est.leftover)?;
+    start(stream, sealer, receiver, peer, config, options, true)
 }
 
 /// Complete the responder's handshake on an accepted stream. With `allowed`, only those keys.
+/// For a server that accepts many connections, use a [`Responder`]: it remembers handshake
+/// timestamps across connections, so replayed handshakes get no answer.
 pub async fn accept(
     stream: TcpStream,
     config: &ShapeConfig,
@@ -132,44 +154,155 @@ pub async fn accept(
     options: Options,
 ) -> Result<Tunnel, NetError> {
     config.validate()?;
-    accept_with(stream, local, allowed, |_| (config.clone(), options)).await
+    let guard = ReplayGuard::new();
+    let limits = options.limits.clone();
+    accept_inner(stream, local, allowed, &guard, &limits, |_| {
+        (config.clone(), options)
+    })
+    .await
 }
 
-/// [`accept`], choosing the shaping once the peer's key is known (a gateway shapes each device
-/// with its own schedule).
-pub async fn accept_with(
+/// The responder's state across connections: its key, the keys it allows, the greatest
+/// handshake timestamp seen from each, and its limits.
+pub struct Responder {
+    key: Arc<Keypair>,
+    allowed: Option<Vec<PublicKey>>,
+    replay: ReplayGuard,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder")
+            .field("key", &self.key)
+            .field("allowed", &self.allowed.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+impl Responder {
+    /// A responder with key `key`; with `allowed`, only those initiator keys get an answer.
+    pub fn new(
+        key: Arc<Keypair>,
+        allowed: Option<Vec<PublicKey>>,
+        limits: Limits,
+    ) -> Result<Responder, NetError> {
+        limits.validate()?;
+        Ok(Responder {
+            key,
+            allowed,
+            replay: ReplayGuard::new(),
+            limits,
+        })
+    }
+
+    /// Our public key.
+    pub fn public(&self) -> PublicKey {
+        self.key.public()
+    }
+
+    /// [`accept`] with this responder's state.
+    pub async fn accept(
+        &self,
+        stream: TcpStream,
+        config: &ShapeConfig,
+        options: Options,
+    ) -> Result<Tunnel, NetError> {
+        config.validate()?;
+        self.accept_with(stream, |_| (config.clone(), options))
+            .await
+    }
+
+    /// Accept, choosing the shaping once the peer's key is known (a gateway shapes each device
+    /// with its own schedule). Nothing shaped is sent before the initiator's first record has
+    /// authenticated: until then the peer has had one handshake answer and nothing else.
+    pub async fn accept_with(
+        &self,
+        stream: TcpStream,
+        choose: impl FnOnce(Option<PublicKey>) -> (ShapeConfig, Options),
+    ) -> Result<Tunnel, NetError> {
+        accept_inner(
+            stream,
+            &self.key,
+            self.allowed.clone(),
+            &self.replay,
+            &self.limits,
+            choose,
+        )
+        .await
+    }
+}
+
+async fn accept_inner(
     mut stream: TcpStream,
     local: &Keypair,
     allowed: Option<Vec<PublicKey>>,
+    replay: &ReplayGuard,
+    limits: &Limits,
     choose: impl FnOnce(Option<PublicKey>) -> (ShapeConfig, Options),
 ) -> Result<Tunnel, NetError> {
     let name = stream
         .peer_addr()
         .map_or_else(|_| "peer".into(), |a| a.to_string());
-    let hs = Handshake::responder(local, allowed).map_err(|source| NetError::Handshake {
-        peer: name.clone(),
-        source,
-    })?;
-    let est = handshake::tokio(&mut stream, hs, &name).await?;
-    let (config, options) = choose(est.session.remote());
+    let deadline = tokio::time::Instant::now() + limits.handshake_timeout();
+    let hs = handshake::responder(local, allowed, &name)?;
+    let mut check = |hello: hush_shape::Hello| {
+        if replay.check(hello.peer, hello.timestamp) {
+            Ok(())
+        } else {
+            Err(NetError::Replay {
+                peer: name.clone(),
+                key: hello.peer,
+            })
+        }
+    };
+    let est = handshake::tokio(
+        &mut stream,
+        hs,
+        &name,
+        None,
+        &mut check,
+        limits.handshake_timeout(),
+    )
+    .await?;
+    let peer = est.session.remote();
+    let (config, options) = choose(peer);
     config.validate()?;
-    start(stream, est, &config, options)
+    options.limits.validate()?;
+    let (sealer, opener) = est.session.split();
+    let mut receiver = Receiver::new(opener, config.max_message_bytes);
+    receiver.receive(&est.leftover)?;
+    // No shaped record before the initiator proves it holds the session keys.
+    let mut buf = vec![0u8; 4096];
+    while receiver.stats().records == 0 {
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Err(_) => return Err(NetError::NoFirstRecord(name)),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(NetError::io(format!("{name}: read"))(e)),
+        };
+        receiver.receive(&buf[..n])?;
+    }
+    start(stream, sealer, receiver, peer, &config, options, false)
 }
 
 fn start(
     stream: TcpStream,
-    est: handshake::Established,
+    sealer: hush_shape::crypto::Sealer,
+    receiver: Receiver,
+    peer: Option<PublicKey>,
     config: &ShapeConfig,
     options: Options,
+    initiator: bool,
 ) -> Result<Tunnel, NetError> {
     stream
         .set_nodelay(true)
         .map_err(NetError::io("set TCP_NODELAY"))?;
     let clock = Clock::new();
-    let peer = est.session.remote();
-    let (sealer, opener) = est.session.split();
-    let shaper = Shaper::new(config, sealer, options.seed, clock.now())?;
-    let receiver = Receiver::new(opener, config.max_message_bytes);
+    let mut shaper = Shaper::new(config, sealer, options.schedule_seed()?, clock.now())?;
+    if initiator {
+        // Confirms the session to the responder, which sends nothing shaped before it.
+        shaper.send_owned(clock.now(), Vec::new())?;
+    }
     let (read, write) = stream.into_split();
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS);
     let (msg_tx, msg_rx) = mpsc::channel(INBOX_MESSAGES);
@@ -185,8 +318,14 @@ fn start(
         Arc::clone(&status),
         clock,
         options.tap,
+        options.limits.keepalive(),
     ));
-    tokio::spawn(read_task(receiver, read, msg_tx, est.leftover));
+    tokio::spawn(read_task(
+        receiver,
+        read,
+        msg_tx,
+        options.limits.idle_timeout(),
+    ));
     Ok(Tunnel {
         sender: MessageSender {
             commands: cmd_tx,
@@ -217,7 +356,8 @@ impl Tunnel {
 }
 
 impl MessageSender {
-    /// Queue a message; waits while the tunnel's queue is full.
+    /// Queue a message; waits while the tunnel's queue is full. An empty message is carried
+    /// but not delivered: empty messages are hush's confirmations and keepalives.
     pub async fn send(&self, message: Vec<u8>) -> Result<(), NetError> {
         self.commands
             .send(Command::Message(message))
@@ -294,6 +434,7 @@ async fn write_task(
     status: Arc<Status>,
     clock: Clock,
     tap: Option<Arc<dyn Tap>>,
+    keepalive: std::time::Duration,
 ) {
     let result = write_loop(
         &mut shaper,
@@ -302,6 +443,7 @@ async fn write_task(
         &status,
         clock,
         tap.as_deref(),
+        keepalive,
     )
     .await;
     *status.stats.lock().unwrap_or_else(|p| p.into_inner()) = shaper.stats().clone();
@@ -319,10 +461,13 @@ async fn write_loop(
     status: &Status,
     clock: Clock,
     tap: Option<&dyn Tap>,
+    keepalive: std::time::Duration,
 ) -> Result<(), NetError> {
     let mut record = Vec::new();
     let mut out = Vec::new();
     let mut timer = TunnelTimer::new().map_err(NetError::io("create timer"))?;
+    // When we last wrote a record: a keepalive is due `keepalive` after it.
+    let mut last_write = clock.now();
     // A message that did not fit the queue waits here, and no more commands are read.
     let mut held: Option<Vec<u8>> = None;
     // False once the application closed or dropped every sender.
@@ -338,6 +483,19 @@ async fn write_loop(
                 Err(e) => return Err(e.into()),
             }
         }
+        // Take what is waiting without sleeping: a writer that is behind its schedule (a busy
+        // machine) writes catch-up slots without reaching the select below, and those slots
+        // must carry the waiting data rather than only cover.
+        while held.is_none() && open {
+            match commands.try_recv() {
+                Ok(Command::Message(m)) => queue_message(shaper, now, m, &mut held)?,
+                Ok(Command::Close) | Err(mpsc::error::TryRecvError::Disconnected) => {
+                    shaper.close();
+                    open = false;
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+            }
+        }
         out.clear();
         while out.len() < WRITE_BATCH_BYTES {
             let Some(t) = shaper.poll_transmit(now, &mut record) else {
@@ -349,6 +507,7 @@ async fn write_loop(
             }
         }
         if !out.is_empty() {
+            last_write = now;
             write.write_all(&out).await.map_err(NetError::io("write"))?;
             *status
                 .bytes_written
@@ -365,21 +524,24 @@ async fn write_loop(
             write.shutdown().await.map_err(NetError::io("shutdown"))?;
             return Ok(());
         }
-        let deadline = shaper.poll_timeout().map(|d| clock.to_std(d));
+        let mut deadline = shaper.poll_timeout();
+        if open && shaper.queued_messages() == 0 {
+            let due = last_write + keepalive;
+            if now >= due {
+                // Rides the schedule's next slot like any message; never delivered.
+                shaper.send_owned(now, Vec::new())?;
+                last_write = now;
+                continue;
+            }
+            deadline = Some(deadline.map_or(due, |d| d.min(due)));
+        }
+        let deadline = deadline.map(|d| clock.to_std(d));
         let accepting = held.is_none() && open;
         tokio::select! {
             biased;
             () = sleep_until_opt(&mut timer, deadline) => {}
             cmd = commands.recv(), if accepting => match cmd {
-                Some(Command::Message(m)) => {
-                    let now = clock.now();
-                    match shaper.check_send(m.len()) {
-                        Ok(()) => { shaper.send_owned(now, m)?; }
-                        Err(SendError::QueueFull { .. }) => held = Some(m),
-                        Err(SendError::Closed) => {} // sent after close: dropped, like a closed socket
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+                Some(Command::Message(m)) => queue_message(shaper, clock.now(), m, &mut held)?,
                 Some(Command::Close) | None => {
                     shaper.close();
                     open = false;
@@ -387,6 +549,24 @@ async fn write_loop(
             },
         }
     }
+}
+
+/// Queue `m`, or hold it while the shaper's queue is full.
+fn queue_message(
+    shaper: &mut Shaper,
+    now: hush_shape::Instant,
+    m: Vec<u8>,
+    held: &mut Option<Vec<u8>>,
+) -> Result<(), NetError> {
+    match shaper.check_send(m.len()) {
+        Ok(()) => {
+            shaper.send_owned(now, m)?;
+        }
+        Err(SendError::QueueFull { .. }) => *held = Some(m),
+        Err(SendError::Closed) => {} // sent after close: dropped, like a closed socket
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
 }
 
 async fn sleep_until_opt(timer: &mut TunnelTimer, deadline: Option<std::time::Instant>) {
@@ -400,25 +580,28 @@ async fn read_task(
     mut receiver: Receiver,
     mut read: OwnedReadHalf,
     inbox: mpsc::Sender<Result<Vec<u8>, NetError>>,
-    leftover: Vec<u8>,
+    idle: std::time::Duration,
 ) {
     // Once the application drops its receiver we keep reading, so the peer's records still
-    // leave on schedule, and discard what arrives.
+    // leave on schedule, and discard what arrives. Empty messages are the peer's confirmation
+    // and keepalives: never delivered.
     async fn deliver(receiver: &mut Receiver, inbox: &mpsc::Sender<Result<Vec<u8>, NetError>>) {
         while let Some(m) = receiver.poll_message() {
-            let _ = inbox.send(Ok(m)).await;
+            if !m.is_empty() {
+                let _ = inbox.send(Ok(m)).await;
+            }
         }
-    }
-    if let Err(e) = receiver.receive(&leftover) {
-        let _ = inbox.send(Err(e.into())).await;
-        return;
     }
     deliver(&mut receiver, &inbox).await;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = match read.read(&mut buf).await {
-            Ok(n) => n,
-            Err(e) => {
+        let n = match tokio::time::timeout(idle, read.read(&mut buf)).await {
+            Err(_) => {
+                let _ = inbox.send(Err(NetError::Idle(idle.as_secs_f64()))).await;
+                return;
+            }
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
                 if let Err(r) = receiver.finish() {
                     let _ = inbox
                         .send(Err(NetError::Io {

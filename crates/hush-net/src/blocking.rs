@@ -5,14 +5,20 @@
 //! writes records, and a reader that reassembles the peer's records. There is no global state, so
 //! a process can hold as many connections as it likes.
 //!
+//! As in [`crate::aio`], the connecting side first sends an empty message (the listener sends
+//! nothing shaped before a first authenticated record), either side sends one after
+//! [`crate::Limits::keepalive_s`] without a record, and empty messages are never delivered; a
+//! connection with no record from the peer for [`crate::Limits::idle_timeout_s`] fails.
+//!
 //! ```no_run
 //! use hush_net::blocking::{Connection, Listener};
-//! use hush_net::Options;
-//! use hush_shape::{Keypair, ScheduleSpec, ShapeConfig};
+//! use hush_net::{generate_keypair, Options};
+//! use hush_shape::{ScheduleSpec, ShapeConfig};
 //!
-//! let (server_key, client_key) = (Keypair::generate()?, Keypair::generate()?);
+//! let (server_key, client_key) = (generate_keypair()?, generate_keypair()?);
+//! let server_public = server_key.public();
 //! let config = ShapeConfig::new(ScheduleSpec::datta_high_latency());
-//! let listener = Listener::bind("127.0.0.1:0", &config, server_key.clone(), None, Options::new(1))?;
+//! let listener = Listener::bind("127.0.0.1:0", &config, server_key, None, Options::secure())?;
 //! let addr = listener.local_addr()?;
 //! std::thread::spawn(move || {
 //!     let conn = listener.accept().unwrap();
@@ -20,7 +26,7 @@
 //!         println!("{} bytes", m.len());
 //!     }
 //! });
-//! let conn = Connection::connect(addr, &config, &client_key, &server_key.public(), Options::new(2))?;
+//! let conn = Connection::connect(addr, &config, &client_key, &server_public, Options::secure())?;
 //! conn.send(b"heart rate 61")?;
 //! let stats = conn.close()?; // returns once every accepted byte has left, on schedule
 //! println!("{} wire bytes for {} real", stats.wire_bytes, stats.real_bytes);
@@ -35,11 +41,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hush_shape::{
-    Handshake, Keypair, PublicKey, Receiver, SendError, ShapeConfig, Shaper, ShaperStats,
-};
+use hush_shape::{Keypair, PublicKey, Receiver, SendError, ShapeConfig, Shaper, ShaperStats};
 
 use crate::clock::Clock;
+use crate::limits::ReplayGuard;
 use crate::{NetError, Options, handshake};
 
 /// How many delivered messages may wait for [`Connection::recv`] before the reader stops reading
@@ -99,30 +104,48 @@ impl Connection {
         remote: &PublicKey,
         options: Options,
     ) -> Result<Connection, NetError> {
+        config.validate()?;
+        options.limits.validate()?;
         let mut stream = TcpStream::connect(addr).map_err(NetError::io("connect"))?;
         let name = peer_name(&stream);
-        let hs = Handshake::initiator(local, remote).map_err(|source| NetError::Handshake {
-            peer: name.clone(),
-            source,
-        })?;
-        let est = handshake::blocking(&mut stream, hs, &name)?;
-        Connection::start(stream, est, config, options)
+        let hs = handshake::initiator(local, remote, &name)?;
+        let expect = handshake::Expect {
+            remote: *remote,
+            local: local.public(),
+        };
+        let est = handshake::blocking(
+            &mut stream,
+            hs,
+            &name,
+            Some(&expect),
+            &mut |_| Ok(()),
+            options.limits.handshake_timeout(),
+        )?;
+        let peer = est.session.remote();
+        let (sealer, opener) = est.session.split();
+        let mut receiver = Receiver::new(opener, config.max_message_bytes);
+        receiver.receive(&est.leftover)?;
+        Connection::start(stream, sealer, receiver, peer, config, options, true)
     }
 
     fn start(
         stream: TcpStream,
-        est: handshake::Established,
+        sealer: hush_shape::crypto::Sealer,
+        receiver: Receiver,
+        peer: Option<PublicKey>,
         config: &ShapeConfig,
         options: Options,
+        initiator: bool,
     ) -> Result<Connection, NetError> {
         stream
             .set_nodelay(true)
             .map_err(NetError::io("set TCP_NODELAY"))?;
         let clock = Clock::new();
-        let peer = est.session.remote();
-        let (sealer, opener) = est.session.split();
-        let shaper = Shaper::new(config, sealer, options.seed, clock.now())?;
-        let mut receiver = Receiver::new(opener, config.max_message_bytes);
+        let mut shaper = Shaper::new(config, sealer, options.schedule_seed()?, clock.now())?;
+        if initiator {
+            // Confirms the session to the responder, which sends nothing shaped before it.
+            shaper.send_owned(clock.now(), Vec::new())?;
+        }
         let shared = Arc::new(Shared {
             state: Mutex::new(WriterState {
                 shaper,
@@ -134,25 +157,24 @@ impl Connection {
             drained: Condvar::new(),
         });
         let (tx, rx) = mpsc::sync_channel(INBOX_MESSAGES);
-        // The peer may have sent records right behind its handshake message.
-        let early = receiver.receive(&est.leftover);
+        let keepalive = options.limits.keepalive();
         let writer = {
             let shared = Arc::clone(&shared);
             let stream = stream.try_clone().map_err(NetError::io("clone socket"))?;
             let tap = options.tap.clone();
             std::thread::Builder::new()
                 .name("hush-writer".into())
-                .spawn(move || write_loop(&shared, stream, clock, tap.as_deref()))
+                .spawn(move || write_loop(&shared, stream, clock, tap.as_deref(), keepalive))
                 .map_err(NetError::io("spawn writer"))?
         };
         let reader = {
             let stream = stream.try_clone().map_err(NetError::io("clone socket"))?;
+            stream
+                .set_read_timeout(Some(options.limits.idle_timeout()))
+                .map_err(NetError::io("set idle timeout"))?;
             std::thread::Builder::new()
                 .name("hush-reader".into())
-                .spawn(move || {
-                    let early = early.map_err(NetError::from);
-                    read_loop(receiver, stream, tx, early)
-                })
+                .spawn(move || read_loop(receiver, stream, tx))
                 .map_err(NetError::io("spawn reader"))?
         };
         Ok(Connection {
@@ -171,7 +193,9 @@ impl Connection {
         self.peer
     }
 
-    /// Queue a message; it leaves in the schedule's slots. Blocks while the queue is full.
+    /// Queue a message; it leaves in the schedule's slots. Blocks while the queue is full. An
+    /// empty message is carried but not delivered: empty messages are hush's confirmations and
+    /// keepalives.
     pub fn send(&self, message: &[u8]) -> Result<(), NetError> {
         let mut st = self.shared.lock();
         loop {
@@ -295,9 +319,16 @@ fn peer_name(stream: &TcpStream) -> String {
         .map_or_else(|_| "peer".into(), |a| a.to_string())
 }
 
-fn write_loop(shared: &Shared, mut stream: TcpStream, clock: Clock, tap: Option<&dyn crate::Tap>) {
+fn write_loop(
+    shared: &Shared,
+    mut stream: TcpStream,
+    clock: Clock,
+    tap: Option<&dyn crate::Tap>,
+    keepalive: Duration,
+) {
     let mut record = Vec::new();
     let mut out = Vec::new();
+    let mut last_write = clock.now();
     let mut st = shared.lock();
     loop {
         if st.error.is_some() {
@@ -323,6 +354,7 @@ fn write_loop(shared: &Shared, mut stream: TcpStream, clock: Clock, tap: Option<
                 return;
             }
             st.bytes_written += out.len() as u64;
+            last_write = now;
             shared.drained.notify_all();
             if out.len() >= WRITE_BATCH_BYTES {
                 continue;
@@ -334,7 +366,20 @@ fn write_loop(shared: &Shared, mut stream: TcpStream, clock: Clock, tap: Option<
             shared.drained.notify_all();
             return;
         }
-        st = match st.shaper.poll_timeout() {
+        let mut deadline = st.shaper.poll_timeout();
+        if !st.shaper.is_closing() && st.shaper.queued_messages() == 0 {
+            let due = last_write + keepalive;
+            if now >= due {
+                // Rides the schedule's next slot like any message; never delivered.
+                if st.shaper.send_owned(now, Vec::new()).is_err() {
+                    return;
+                }
+                last_write = now;
+                continue;
+            }
+            deadline = Some(deadline.map_or(due, |d| d.min(due)));
+        }
+        st = match deadline {
             Some(deadline) => {
                 let wait = deadline.saturating_duration_since(clock.now());
                 if wait.is_zero() {
@@ -355,20 +400,16 @@ fn read_loop(
     mut receiver: Receiver,
     mut stream: TcpStream,
     tx: mpsc::SyncSender<Result<Vec<u8>, NetError>>,
-    early: Result<(), NetError>,
 ) {
+    // Empty messages are the peer's confirmation and keepalives: never delivered.
     let deliver = |receiver: &mut Receiver| -> bool {
         while let Some(m) = receiver.poll_message() {
-            if tx.send(Ok(m)).is_err() {
+            if !m.is_empty() && tx.send(Ok(m)).is_err() {
                 return false;
             }
         }
         true
     };
-    if let Err(e) = early {
-        let _ = tx.send(Err(e));
-        return;
-    }
     if !deliver(&mut receiver) {
         return;
     }
@@ -377,6 +418,20 @@ fn read_loop(
         let n = match stream.read(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                let idle = stream
+                    .read_timeout()
+                    .ok()
+                    .flatten()
+                    .map_or(0.0, |d| d.as_secs_f64());
+                let _ = tx.send(Err(NetError::Idle(idle)));
+                return;
+            }
             Err(e) => {
                 // A reset mid-stream is a truncation unless the peer had closed.
                 let _ = match receiver.finish() {
@@ -414,6 +469,7 @@ pub struct Listener {
     allowed: Option<Vec<PublicKey>>,
     options: Options,
     accepted: AtomicU64,
+    replay: ReplayGuard,
 }
 
 impl Listener {
@@ -427,6 +483,7 @@ impl Listener {
         options: Options,
     ) -> Result<Listener, NetError> {
         config.validate()?;
+        options.limits.validate()?;
         Ok(Listener {
             inner: TcpListener::bind(addr).map_err(NetError::io("bind"))?,
             config: config.clone(),
@@ -434,6 +491,7 @@ impl Listener {
             allowed,
             options,
             accepted: AtomicU64::new(0),
+            replay: ReplayGuard::new(),
         })
     }
 
@@ -444,22 +502,68 @@ impl Listener {
             .map_err(NetError::io("local address"))
     }
 
-    /// Wait for the next peer and complete its handshake. Each connection's schedule seed is
-    /// the listener's seed plus the connection's index, so connections do not share a schedule.
+    /// Wait for the next peer and complete its handshake; a replayed first handshake message
+    /// gets no answer, and nothing shaped is sent before the peer's first record authenticates.
+    /// With a reproducible seed, connection `i` uses the listener's seed plus `i`, so connections
+    /// do not share a schedule.
     pub fn accept(&self) -> Result<Connection, NetError> {
         let (mut stream, addr) = self.inner.accept().map_err(NetError::io("accept"))?;
         let name = addr.to_string();
-        let hs = Handshake::responder(&self.key, self.allowed.clone()).map_err(|source| {
-            NetError::Handshake {
-                peer: name.clone(),
-                source,
+        let limits = &self.options.limits;
+        let started = std::time::Instant::now();
+        let hs = handshake::responder(&self.key, self.allowed.clone(), &name)?;
+        let mut check = |hello: hush_shape::Hello| {
+            if self.replay.check(hello.peer, hello.timestamp) {
+                Ok(())
+            } else {
+                Err(NetError::Replay {
+                    peer: name.clone(),
+                    key: hello.peer,
+                })
             }
-        })?;
-        let est = handshake::blocking(&mut stream, hs, &name)?;
+        };
+        let est = handshake::blocking(
+            &mut stream,
+            hs,
+            &name,
+            None,
+            &mut check,
+            limits.handshake_timeout(),
+        )?;
+        let peer = est.session.remote();
+        let (sealer, opener) = est.session.split();
+        let mut receiver = Receiver::new(opener, self.config.max_message_bytes);
+        receiver.receive(&est.leftover)?;
+        let mut buf = [0u8; 4096];
+        while receiver.stats().records == 0 {
+            let left = limits.handshake_timeout().saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(NetError::NoFirstRecord(name));
+            }
+            stream
+                .set_read_timeout(Some(left))
+                .map_err(NetError::io(format!("{name}: set timeout")))?;
+            let n = match stream.read(&mut buf) {
+                Ok(0) => return Err(NetError::NoFirstRecord(name)),
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(NetError::NoFirstRecord(name));
+                }
+                Err(e) => return Err(NetError::io(format!("{name}: read"))(e)),
+            };
+            receiver.receive(&buf[..n])?;
+        }
+        stream
+            .set_read_timeout(None)
+            .map_err(NetError::io(format!("{name}: set timeout")))?;
         let mut options = self.options.clone();
-        options.seed = options
-            .seed
-            .wrapping_add(self.accepted.fetch_add(1, Ordering::Relaxed));
-        Connection::start(stream, est, &self.config, options)
+        let index = self.accepted.fetch_add(1, Ordering::Relaxed);
+        options.seed = options.seed.map(|s| s.wrapping_add(index));
+        Connection::start(stream, sealer, receiver, peer, &self.config, options, false)
     }
 }

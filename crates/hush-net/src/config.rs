@@ -15,16 +15,35 @@
 //! [proxy]
 //! gateway = "gateway.example.net:7443"
 //! gateway_public_key = "base64 public key of the gateway"
-//! key_file = "device.key"              # relative to this file
+//! key_file = "device.key"              # relative to this file; mode 0600 (others: a warning)
 //! socks = "127.0.0.1:1080"
-//! seed = 42                            # optional: schedule seed (random, and printed, if absent)
+//! # insecure_seed = 42                 # reproduction only: a predictable schedule (default:
+//! #                                    # 256 bits from the OS per tunnel, never logged)
 //! [[proxy.forward]]
 //! listen = "127.0.0.1:8883"
 //! target = "broker.example.com:8883"
+//! [proxy.limits]                       # optional, as [gateway.limits]: stream windows,
+//! reconnect_max_s = 30                 # timeouts, reconnection
 //!
 //! [gateway]
 //! listen = "0.0.0.0:7443"
 //! key_file = "gateway.key"
+//! [gateway.targets]                    # where streams may connect (see hush_net::policy)
+//! public = true                        # public addresses, any port (default)
+//! allow = ["192.168.1.20/32:1883"]     # loopback, link-local, private, multicast: only if listed
+//! [gateway.limits]                     # every field optional; the defaults are shown
+//! stream_window_bytes = 262144         # credit per stream: what a stalled stream may buffer
+//! tunnel_buffer_bytes = 67108864       # all streams of one tunnel together
+//! max_streams_per_tunnel = 1024
+//! max_tunnels = 256
+//! max_handshakes_in_flight = 64
+//! handshakes_per_s_per_source = 2.0    # new connections from one address, on average
+//! handshake_burst_per_source = 20      # ... and in a burst
+//! handshake_timeout_s = 10.0           # handshake and first record
+//! idle_timeout_s = 120.0               # no record from the peer for this long: closed
+//! keepalive_s = 25.0                   # an empty message after this long without a record
+//! reconnect_max_s = 30.0               # (proxy) longest wait between reconnect attempts
+//! reconnect_wait_s = 10.0              # (proxy) how long a new connection waits for a tunnel
 //! [[gateway.device]]
 //! name = "sleep-monitor"
 //! public_key = "base64 public key of the device"
@@ -42,9 +61,10 @@ use std::path::{Path, PathBuf};
 use hush_shape::{Keypair, PublicKey, ShapeConfig};
 use serde::Deserialize;
 
-use crate::NetError;
 use crate::gateway::{Device, GatewaySettings};
+use crate::policy::TargetPolicy;
 use crate::proxy::{Forward, ProxySettings};
+use crate::{Limits, NetError};
 
 /// A whole configuration file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -70,11 +90,14 @@ pub struct ProxyToml {
     pub key_file: Option<PathBuf>,
     /// SOCKS5 listen address.
     pub socks: Option<SocketAddr>,
-    /// Schedule seed.
-    pub seed: Option<u64>,
+    /// A reproducible schedule seed: for reproduction only.
+    pub insecure_seed: Option<u64>,
     /// Fixed forwards.
     #[serde(default)]
     pub forward: Vec<ForwardToml>,
+    /// Limits.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 /// `[[proxy.forward]]`.
@@ -98,11 +121,17 @@ pub struct GatewayToml {
     /// Accept any device key.
     #[serde(default)]
     pub allow_any_device: bool,
-    /// Base schedule seed.
-    pub seed: Option<u64>,
+    /// A reproducible base schedule seed: for reproduction only.
+    pub insecure_seed: Option<u64>,
     /// Devices.
     #[serde(default)]
     pub device: Vec<DeviceToml>,
+    /// Where streams may connect.
+    #[serde(default)]
+    pub targets: TargetPolicy,
+    /// Limits.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 /// `[[gateway.device]]`.
@@ -182,15 +211,23 @@ pub fn parse_forward(s: &str) -> Result<Forward, NetError> {
 }
 
 impl ProxyToml {
-    /// Validated settings. `shape` is the file's `[shape]` (or a flag's).
-    pub fn settings(self, shape: ShapeConfig, seed: u64) -> Result<ProxySettings, NetError> {
-        let key = read_key_file(&required(self.key_file, "proxy key_file")?)?;
+    /// Validated settings, and warnings for the log (a key file others can read). `shape` is
+    /// the file's `[shape]` (or a flag's); `seed` a reproducible seed, if any.
+    pub fn settings(
+        self,
+        shape: ShapeConfig,
+        seed: Option<u64>,
+    ) -> Result<(ProxySettings, Vec<String>), NetError> {
+        let key_file = required(self.key_file, "proxy key_file")?;
+        let key = read_key_file(&key_file)?;
+        let warnings = key_file_warning(&key_file).into_iter().collect();
         let gateway_key = public_key(
             &required(self.gateway_public_key, "proxy gateway_public_key")?,
             "gateway_public_key",
         )?;
         shape.validate()?;
-        Ok(ProxySettings {
+        self.limits.validate()?;
+        let settings = ProxySettings {
             gateway: required(self.gateway, "proxy gateway address")?,
             gateway_key,
             key,
@@ -205,14 +242,22 @@ impl ProxyToml {
                 .collect(),
             shape,
             seed,
-        })
+            limits: self.limits,
+        };
+        Ok((settings, warnings))
     }
 }
 
 impl GatewayToml {
-    /// Validated settings.
-    pub fn settings(self, shape: ShapeConfig, seed: u64) -> Result<GatewaySettings, NetError> {
-        let key = read_key_file(&required(self.key_file, "gateway key_file")?)?;
+    /// Validated settings, and warnings for the log (a key file others can read).
+    pub fn settings(
+        self,
+        shape: ShapeConfig,
+        seed: Option<u64>,
+    ) -> Result<(GatewaySettings, Vec<String>), NetError> {
+        let key_file = required(self.key_file, "gateway key_file")?;
+        let key = read_key_file(&key_file)?;
+        let warnings = key_file_warning(&key_file).into_iter().collect();
         let devices = self
             .device
             .into_iter()
@@ -225,14 +270,40 @@ impl GatewayToml {
             })
             .collect::<Result<Vec<_>, NetError>>()?;
         shape.validate()?;
-        Ok(GatewaySettings {
+        self.limits.validate()?;
+        let settings = GatewaySettings {
             listen: required(self.listen, "gateway listen address")?,
             key,
             devices,
             allow_any: self.allow_any_device,
             shape,
             seed,
+            targets: self.targets,
+            limits: self.limits,
+        };
+        Ok((settings, warnings))
+    }
+}
+
+/// A warning if others than the owner may read or write a private key file (it should be 0600,
+/// as `hush keygen` writes it).
+pub fn key_file_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "warning: private key file {} has mode {mode:04o}: others can read it; run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            )
         })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 
@@ -242,6 +313,7 @@ pub fn read_key_file(path: &Path) -> Result<Keypair, NetError> {
         path: path.to_path_buf(),
         source,
     })?;
+    let text = zeroize::Zeroizing::new(text);
     Keypair::from_text(&text).map_err(|e| NetError::Config(format!("{}: {e}", path.display())))
 }
 
@@ -286,8 +358,15 @@ mod tests {
         let file: ConfigFile = toml::from_str(&text).unwrap();
         let proxy = file.proxy.unwrap();
         assert_eq!(proxy.forward.len(), 1);
-        assert_eq!(file.gateway.unwrap().device.len(), 1);
+        assert_eq!(file.gateway.as_ref().unwrap().device.len(), 1);
         assert_eq!(file.shape.unwrap().budget.max_bps, Some(2000.0));
+        let gateway = file.gateway.unwrap();
+        assert_eq!(
+            gateway.limits,
+            Limits::default(),
+            "the documented defaults are the defaults"
+        );
+        assert_eq!(gateway.targets.allow.len(), 1);
     }
 
     #[test]
@@ -314,8 +393,9 @@ mod tests {
     fn key_files_are_private_and_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.key");
-        let key = Keypair::generate().unwrap();
+        let key = crate::generate_keypair().unwrap();
         write_key_file(&path, &key).unwrap();
+        assert_eq!(key_file_warning(&path), None);
         assert_eq!(read_key_file(&path).unwrap().public(), key.public());
         assert!(write_key_file(&path, &key).is_err());
         #[cfg(unix)]
@@ -325,6 +405,9 @@ mod tests {
                 fs::metadata(&path).unwrap().permissions().mode() & 0o777,
                 0o600
             );
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+            let w = key_file_warning(&path).unwrap();
+            assert!(w.contains("0644") && w.contains("k.key"), "{w}");
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use hush_shape::{CryptoError, DistError, RecvError, SendError};
+use hush_shape::{CryptoError, DistError, PublicKey, RecvError, SendError};
 
 /// What went wrong on a live connection, or in its configuration.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,42 @@ pub enum NetError {
     /// The handshake did not finish in time.
     #[error("handshake with {0} timed out")]
     HandshakeTimeout(String),
+    /// The responder closed without answering our first handshake message: it could not read
+    /// it (its key is not the one we have) or it does not allow our key.
+    #[error(
+        "{peer} closed the connection without answering the handshake: its public key is not \
+         {gateway_key} (check the gateway key: `hush pubkey` of its key file), or it does not \
+         allow this device's key {device_key}"
+    )]
+    NoAnswer {
+        /// The address.
+        peer: String,
+        /// The key we expected it to have.
+        gateway_key: PublicKey,
+        /// Our key.
+        device_key: PublicKey,
+    },
+    /// A first handshake message whose timestamp is not newer than one already accepted from
+    /// that peer: a replay (or a peer whose clock went back). It got no answer.
+    #[error("handshake from {peer}: replayed or out-of-date timestamp for key {key}; not answered")]
+    Replay {
+        /// The address.
+        peer: String,
+        /// The key the message claimed.
+        key: PublicKey,
+    },
+    /// The peer completed the handshake but sent no authenticated record in time.
+    #[error("{0} sent no record after the handshake; closed without sending anything")]
+    NoFirstRecord(String),
+    /// No record from the peer for the idle timeout.
+    #[error("no record from the peer for {0:.0} s (idle timeout)")]
+    Idle(f64),
+    /// The peer sent a tunnel message that is not a frame.
+    #[error("the peer sent a bad tunnel frame")]
+    Frame(#[from] crate::mux::FrameError),
+    /// The operating system's random source failed.
+    #[error("the operating system's random source failed")]
+    Entropy(#[source] getrandom::Error),
     /// The peer's byte stream failed authentication or ended without a close.
     #[error(transparent)]
     Recv(#[from] RecvError),

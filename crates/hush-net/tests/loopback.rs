@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{Fault, Observer, ks_critical_01, ks_one_sample, ks_two_sample};
 use hush_net::blocking::{Connection, Listener};
 use hush_net::{NetError, Options, aio};
-use hush_shape::{Dist, Keypair, RecvError, ScheduleSpec, ShapeConfig};
+use hush_shape::{Dist, RecvError, ScheduleSpec, ShapeConfig};
 
 fn constant(gap_s: f64, size_bytes: u32) -> ShapeConfig {
     ShapeConfig::new(ScheduleSpec::Constant { gap_s, size_bytes })
@@ -39,12 +39,15 @@ fn serve(listener: Listener) -> std::thread::JoinHandle<Result<Vec<Vec<u8>>, Net
 
 #[test]
 fn blocking_messages_arrive_and_the_accounts_match_the_wire() {
-    let (server_key, client_key) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
+    let (server_key, client_key) = (
+        hush_net::generate_keypair().unwrap(),
+        hush_net::generate_keypair().unwrap(),
+    );
     let config = constant(0.002, 200);
     let listener = Listener::bind(
         "127.0.0.1:0",
         &config,
-        server_key.clone(),
+        common::dup(&server_key),
         Some(vec![client_key.public()]),
         Options::new(1),
     )
@@ -60,7 +63,7 @@ fn blocking_messages_arrive_and_the_accounts_match_the_wire() {
     )
     .unwrap();
     assert_eq!(conn.peer(), Some(server_key.public()));
-    let sent: Vec<Vec<u8>> = (0..100).map(message).collect();
+    let sent: Vec<Vec<u8>> = (1..=100).map(message).collect();
     for m in &sent {
         conn.send(m).unwrap();
     }
@@ -97,11 +100,14 @@ fn blocking_messages_arrive_and_the_accounts_match_the_wire() {
 
 /// Records seen by the observer after the handshake: (gap since the previous, size).
 fn observe_run(config: &ShapeConfig, seed: u64, bursts: bool, run: Duration) -> Vec<(f64, usize)> {
-    let (server_key, client_key) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
+    let (server_key, client_key) = (
+        hush_net::generate_keypair().unwrap(),
+        hush_net::generate_keypair().unwrap(),
+    );
     let listener = Listener::bind(
         "127.0.0.1:0",
         config,
-        server_key.clone(),
+        common::dup(&server_key),
         None,
         Options::new(9),
     )
@@ -174,13 +180,13 @@ fn the_wire_obeys_the_schedule_whatever_the_application_does() {
 
 #[test]
 fn many_connections_in_one_process() {
-    let server_key = Keypair::generate().unwrap();
+    let server_key = hush_net::generate_keypair().unwrap();
     let config = constant(0.003, 120);
     let listener = Arc::new(
         Listener::bind(
             "127.0.0.1:0",
             &config,
-            server_key.clone(),
+            common::dup(&server_key),
             None,
             Options::new(3),
         )
@@ -205,7 +211,7 @@ fn many_connections_in_one_process() {
             let server_pub = server_key.public();
             let config = config.clone();
             std::thread::spawn(move || {
-                let key = Keypair::generate().unwrap();
+                let key = hush_net::generate_keypair().unwrap();
                 let conn =
                     Connection::connect(addr, &config, &key, &server_pub, Options::new(c)).unwrap();
                 for i in 0..10u64 {
@@ -233,12 +239,15 @@ fn many_connections_in_one_process() {
 }
 
 fn fault_run(fault: Fault) -> (Vec<Vec<u8>>, Option<NetError>) {
-    let (server_key, client_key) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
+    let (server_key, client_key) = (
+        hush_net::generate_keypair().unwrap(),
+        hush_net::generate_keypair().unwrap(),
+    );
     let config = constant(0.001, 300);
     let listener = Listener::bind(
         "127.0.0.1:0",
         &config,
-        server_key.clone(),
+        common::dup(&server_key),
         None,
         Options::new(1),
     )
@@ -282,7 +291,7 @@ fn assert_whole_prefix(got: &[Vec<u8>]) {
 
 #[test]
 fn a_reset_mid_record_is_an_error_not_a_close() {
-    // The handshake message is 98 bytes; cut 1,000 bytes into the records (mid-record).
+    // The handshake message is 110 bytes; cut 1,000 bytes into the records (mid-record).
     let (got, err) = fault_run(Fault::CutAfter(98 + 1000));
     assert_whole_prefix(&got);
     assert!(got.len() < 20);
@@ -325,15 +334,15 @@ fn a_replayed_record_on_the_wire_is_detected() {
 #[test]
 fn an_unknown_client_is_refused() {
     let (server_key, client_key, other) = (
-        Keypair::generate().unwrap(),
-        Keypair::generate().unwrap(),
-        Keypair::generate().unwrap(),
+        hush_net::generate_keypair().unwrap(),
+        hush_net::generate_keypair().unwrap(),
+        hush_net::generate_keypair().unwrap(),
     );
     let config = constant(0.01, 100);
     let listener = Listener::bind(
         "127.0.0.1:0",
         &config,
-        server_key.clone(),
+        common::dup(&server_key),
         Some(vec![other.public()]),
         Options::new(1),
     )
@@ -358,13 +367,16 @@ fn an_unknown_client_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_shaped_stream_echoes_a_megabyte() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (gw_key, dev_key) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
+    let (gw_key, dev_key) = (
+        hush_net::generate_keypair().unwrap(),
+        hush_net::generate_keypair().unwrap(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let fast = ShapeConfig::new(ScheduleSpec::Unshaped);
     let dev_pub = dev_key.public();
     let server = tokio::spawn({
-        let (gw_key, fast) = (gw_key.clone(), fast.clone());
+        let (gw_key, fast) = (common::dup(&gw_key), fast.clone());
         async move {
             let (stream, _) = listener.accept().await.unwrap();
             let tunnel = aio::accept(stream, &fast, &gw_key, Some(vec![dev_pub]), Options::new(5))
@@ -400,12 +412,15 @@ async fn tokio_shaped_stream_echoes_a_megabyte() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_messages_on_a_schedule_and_close_loses_nothing() {
-    let (gw_key, dev_key) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
+    let (gw_key, dev_key) = (
+        hush_net::generate_keypair().unwrap(),
+        hush_net::generate_keypair().unwrap(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = constant(0.002, 300);
     let server = tokio::spawn({
-        let (gw_key, config) = (gw_key.clone(), config.clone());
+        let (gw_key, config) = (common::dup(&gw_key), config.clone());
         async move {
             let (stream, _) = listener.accept().await.unwrap();
             let mut tunnel = aio::accept(stream, &config, &gw_key, None, Options::new(5))
@@ -422,12 +437,12 @@ async fn tokio_messages_on_a_schedule_and_close_loses_nothing() {
     let mut tunnel = aio::connect(addr, &config, &dev_key, &gw_key.public(), Options::new(6))
         .await
         .unwrap();
-    let sent: Vec<Vec<u8>> = (0..60).map(message).collect();
+    let sent: Vec<Vec<u8>> = (1..=60).map(message).collect();
     for m in &sent {
         tunnel.sender.send(m.clone()).await.unwrap();
     }
     let stats = tunnel.sender.close().await.unwrap();
-    assert_eq!(stats.messages_sent, 60);
+    assert_eq!(stats.messages_sent, 61, "60 and hush's empty confirmation");
     assert_eq!(tunnel.sender.bytes_written(), stats.wire_bytes);
     assert_eq!(stats.wire_bytes % 300, 0);
     assert_eq!(server.await.unwrap(), sent);

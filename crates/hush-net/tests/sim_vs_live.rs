@@ -17,7 +17,7 @@ use common::{ks_critical_01, ks_two_sample};
 use hush_defense::{DefenseSpec, NetworkModel, WirePacket, defend, messages};
 use hush_net::blocking::{Connection, Listener};
 use hush_net::{Options, Tap};
-use hush_shape::{Dist, Keypair, ShapeConfig, Transmit};
+use hush_shape::{Dist, ShapeConfig, Transmit};
 use hush_trace::device::{DeviceSpec, read_device_mac_file, set_direction};
 use hush_trace::{Direction, ReadOptions, read_trace};
 
@@ -69,12 +69,15 @@ fn the_simulator_predicts_the_live_tunnel() {
     let sim = defend(&trace, &spec, seed, &NetworkModel::default()).unwrap();
 
     // Live: the device connects, the gateway accepts; each replays its direction.
-    let (gw_key, dev_key) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
+    let (gw_key, dev_key) = (
+        hush_net::generate_keypair().unwrap(),
+        hush_net::generate_keypair().unwrap(),
+    );
     let (dev_tap, gw_tap) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
     let listener = Listener::bind(
         "127.0.0.1:0",
         &config,
-        gw_key.clone(),
+        common::dup(&gw_key),
         None,
         Options::new(in_seed).with_tap(gw_tap.clone()),
     )

@@ -10,9 +10,23 @@
 //! boundaries itself, and need a PKI or pinned self-signed certificates.
 //!
 //! After the handshake each direction has its own key and a record counter used as the nonce, so
-//! a record that is replayed, dropped, reordered or altered fails authentication. Key material
-//! comes from the operating system's CSPRNG, never from a user seed: seeds decide the shape of
-//! traffic, not its secrecy.
+//! a record that is replayed, dropped, reordered or altered fails authentication.
+//!
+//! This module reads no clock and no entropy source (hush-shape is sans-IO): the caller passes the
+//! 32 random bytes of a new static key ([`Keypair::from_private`]), 32 bytes that seed the
+//! handshake's ephemeral key (a ChaCha12 CSPRNG), and the initiator's [`Tai64N`] timestamp. The
+//! live drivers take all three from the operating system; seeds that decide the *shape* of
+//! traffic never feed key material.
+//!
+//! **Replay.** The initiator's first message carries its timestamp, encrypted and authenticated
+//! with the initiator's static key. The responder reads it before answering
+//! ([`Handshake::hello`]); a caller that keeps the greatest timestamp seen per peer (as
+//! WireGuard does) answers no replayed first message. [`Handshake::respond`] then writes the
+//! answer.
+//!
+//! **Secrets in memory.** [`Keypair`] and [`Session`] are not `Clone`, and a key pair zeroes its
+//! private key when dropped. The copies that snow and ring keep inside their handshake and cipher
+//! states are theirs: neither crate zeroes on drop.
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,7 +34,10 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use snow::resolvers::{CryptoResolver, DefaultResolver, FallbackResolver, RingResolver};
+use rand::{Rng as _, SeedableRng};
+use snow::params::{CipherChoice, DHChoice, HashChoice};
+use snow::resolvers::{CryptoResolver, DefaultResolver, RingResolver};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::frame::{LENGTH_PREFIX_BYTES, TAG_BYTES};
 
@@ -28,8 +45,10 @@ use crate::frame::{LENGTH_PREFIX_BYTES, TAG_BYTES};
 pub const NOISE_PARAMS: &str = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
 /// Bound into the handshake hash: both ends must speak this version of hush's record format.
 const PROLOGUE: &[u8] = b"hush/1 records";
-/// Largest handshake message we accept (IK messages are 96 and 48 bytes).
+/// Largest handshake message we accept (IK messages are 108 and 48 bytes).
 const MAX_HANDSHAKE_BYTES: usize = 1024;
+/// Bytes of the initiator's first-message payload: its [`Tai64N`] timestamp.
+const HELLO_PAYLOAD_BYTES: usize = Tai64N::BYTES;
 
 /// Errors from keys and handshakes.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +68,12 @@ pub enum CryptoError {
     /// `into_session` before the handshake finished.
     #[error("the handshake has not finished")]
     NotFinished,
+    /// The initiator's first message carries no valid timestamp (an old or foreign client).
+    #[error("the first handshake message carries no timestamp (a hush/1 peer of another version?)")]
+    NoTimestamp,
+    /// [`Handshake::respond`] on a handshake that has no first message to answer.
+    #[error("no first handshake message to answer")]
+    NothingToAnswer,
 }
 
 /// An X25519 public key: who a peer is.
@@ -84,11 +109,17 @@ fn decode_key(s: &str) -> Result<[u8; 32], CryptoError> {
         .ok_or_else(|| CryptoError::BadKey(s.chars().take(60).collect()))
 }
 
-/// A static X25519 key pair. `Debug` never prints the private half.
-#[derive(Clone)]
+/// A static X25519 key pair. Not `Clone` (share it behind an `Arc`); the private key is zeroed on
+/// drop and never printed by `Debug`.
 pub struct Keypair {
     private: [u8; 32],
     public: PublicKey,
+}
+
+impl Drop for Keypair {
+    fn drop(&mut self) {
+        self.private.zeroize();
+    }
 }
 
 impl fmt::Debug for Keypair {
@@ -97,11 +128,50 @@ impl fmt::Debug for Keypair {
     }
 }
 
-/// A Noise builder: ring's ChaCha20-Poly1305 (assembly; 8x faster on small records than the
-/// pure-Rust crate's runtime-dispatched SIMD), the default resolver for X25519 and BLAKE2s.
-fn builder<'a>() -> Result<snow::Builder<'a>, CryptoError> {
+/// snow's primitives with the caller's randomness: ring's ChaCha20-Poly1305 (assembly; 8x faster
+/// on small records than the pure-Rust crate's runtime-dispatched SIMD), the default resolver's
+/// X25519 and BLAKE2s, and a ChaCha12 generator seeded by the caller for the ephemeral key, so
+/// no OS entropy source is reached from here.
+struct Resolver {
+    entropy: Zeroizing<[u8; 32]>,
+}
+
+/// The handshake's CSPRNG (snow asks for it once per handshake, for the ephemeral key).
+struct SeededRandom(rand::rngs::StdRng);
+
+impl snow::types::Random for SeededRandom {
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), snow::Error> {
+        self.0.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl CryptoResolver for Resolver {
+    fn resolve_rng(&self) -> Option<Box<dyn snow::types::Random>> {
+        Some(Box::new(SeededRandom(rand::rngs::StdRng::from_seed(
+            *self.entropy,
+        ))))
+    }
+    fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn snow::types::Dh>> {
+        DefaultResolver.resolve_dh(choice)
+    }
+    fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn snow::types::Hash>> {
+        RingResolver
+            .resolve_hash(choice)
+            .or_else(|| DefaultResolver.resolve_hash(choice))
+    }
+    fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn snow::types::Cipher>> {
+        RingResolver
+            .resolve_cipher(choice)
+            .or_else(|| DefaultResolver.resolve_cipher(choice))
+    }
+}
+
+fn builder<'a>(entropy: [u8; 32]) -> Result<snow::Builder<'a>, CryptoError> {
     let params: snow::params::NoiseParams = NOISE_PARAMS.parse()?;
-    let resolver = FallbackResolver::new(Box::new(RingResolver), Box::new(DefaultResolver));
+    let resolver = Resolver {
+        entropy: Zeroizing::new(entropy),
+    };
     Ok(snow::Builder::with_resolver(params, Box::new(resolver)))
 }
 
@@ -114,18 +184,8 @@ fn dh() -> Box<dyn snow::types::Dh> {
 }
 
 impl Keypair {
-    /// A fresh key pair from the operating system's random source.
-    pub fn generate() -> Result<Keypair, CryptoError> {
-        let kp = builder()?.generate_keypair()?;
-        let private: [u8; 32] = kp
-            .private
-            .as_slice()
-            .try_into()
-            .map_err(|_| CryptoError::BadKey("generated".into()))?;
-        Ok(Keypair::from_private(private))
-    }
-
-    /// The key pair of a private key.
+    /// The key pair of a private key. Any 32 bytes are a valid X25519 private key, so a new key
+    /// is 32 bytes from a CSPRNG (hush-net's `generate_keypair` reads the operating system's).
     pub fn from_private(private: [u8; 32]) -> Keypair {
         let mut d = dh();
         d.set(&private);
@@ -142,28 +202,70 @@ impl Keypair {
         self.public
     }
 
-    /// The private key as base64 (what a key file holds).
-    pub fn private_to_base64(&self) -> String {
-        BASE64.encode(self.private)
+    /// The private key as base64 (what a key file holds); zeroed when dropped.
+    pub fn private_to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(BASE64.encode(self.private))
     }
 
     /// Read a private key: base64, with blank lines and `#` comment lines ignored.
     pub fn from_text(text: &str) -> Result<Keypair, CryptoError> {
-        let body: String = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .collect();
-        decode_key(&body).map(Keypair::from_private)
+        let body: Zeroizing<String> = Zeroizing::new(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .collect(),
+        );
+        let s = body.trim();
+        let bytes = Zeroizing::new(BASE64.decode(s).ok());
+        let private = bytes
+            .as_deref()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            // Never echo a private key: say how long it was instead.
+            .ok_or_else(|| CryptoError::BadKey(format!("{} characters", s.chars().count())))?;
+        Ok(Keypair::from_private(private))
     }
 
-    /// The contents of a key file: a comment with the public key, then the private key.
-    pub fn to_text(&self) -> String {
-        format!(
+    /// The contents of a key file: a comment with the public key, then the private key; zeroed
+    /// when dropped.
+    pub fn to_text(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!(
             "# hush private key: keep this file secret.\n# public key: {}\n{}\n",
             self.public,
-            self.private_to_base64()
-        )
+            *self.private_to_base64()
+        ))
+    }
+}
+
+/// A TAI64N timestamp (WireGuard's handshake timestamp): 8 bytes of seconds since 1970 plus
+/// 2^62 + 10, then 4 bytes of nanoseconds, both big-endian, so byte order is time order. The
+/// caller reads the clock ([`Tai64N::from_unix`]); hush-shape never does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Tai64N([u8; 12]);
+
+impl Tai64N {
+    /// Bytes on the wire.
+    pub const BYTES: usize = 12;
+    /// The earliest timestamp (a peer never seen before is older than any real one).
+    pub const ZERO: Tai64N = Tai64N([0; 12]);
+
+    /// From seconds and nanoseconds since the Unix epoch. Nanoseconds are rounded down to a
+    /// multiple of 2^24 (~17 ms), as WireGuard does, so the timestamp does not fingerprint the
+    /// sender's clock more finely than needed to order its handshakes.
+    pub fn from_unix(secs: u64, nanos: u32) -> Tai64N {
+        let mut b = [0u8; 12];
+        b[..8].copy_from_slice(&(secs.wrapping_add((1 << 62) + 10)).to_be_bytes());
+        b[8..].copy_from_slice(&(nanos.min(999_999_999) & !0x00ff_ffff).to_be_bytes());
+        Tai64N(b)
+    }
+
+    /// The wire form.
+    pub fn to_bytes(self) -> [u8; 12] {
+        self.0
+    }
+
+    /// From the wire form.
+    pub fn from_bytes(b: [u8; 12]) -> Tai64N {
+        Tai64N(b)
     }
 }
 
@@ -188,6 +290,17 @@ pub struct Handshake {
     allowed: Option<Vec<PublicKey>>,
     input: Vec<u8>,
     output: Option<Vec<u8>>,
+    /// The responder's view of a first message it read and has not answered yet.
+    hello: Option<Hello>,
+}
+
+/// What a responder learned from a valid first message, before it answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hello {
+    /// The initiator's static key (authenticated by the message).
+    pub peer: PublicKey,
+    /// The initiator's timestamp (authenticated by the message).
+    pub timestamp: Tai64N,
 }
 
 impl fmt::Debug for Handshake {
@@ -200,31 +313,42 @@ impl fmt::Debug for Handshake {
 }
 
 impl Handshake {
-    /// Start as the initiator: `local` is our key, `remote` the responder's public key. The first
-    /// message is ready in [`Handshake::poll_output`] at once.
-    pub fn initiator(local: &Keypair, remote: &PublicKey) -> Result<Handshake, CryptoError> {
-        let mut state = builder()?
+    /// Start as the initiator: `local` is our key, `remote` the responder's public key, `now`
+    /// our clock (each handshake's timestamp must exceed the last one the responder accepted
+    /// from us), `entropy` 32 bytes from a CSPRNG for the ephemeral key. The first message is
+    /// ready in [`Handshake::poll_output`] at once.
+    pub fn initiator(
+        local: &Keypair,
+        remote: &PublicKey,
+        now: Tai64N,
+        entropy: [u8; 32],
+    ) -> Result<Handshake, CryptoError> {
+        let mut state = builder(entropy)?
             .local_private_key(&local.private)?
             .remote_public_key(&remote.0)?
             .prologue(PROLOGUE)?
             .build_initiator()?;
-        let output = Some(write_framed(&mut state)?);
+        let output = Some(write_framed(&mut state, &now.to_bytes())?);
         Ok(Handshake {
             state: Box::new(state),
             role: Role::Initiator,
             allowed: None,
             input: Vec::new(),
             output,
+            hello: None,
         })
     }
 
-    /// Start as the responder. With `allowed`, only initiators whose static key is listed get an
-    /// answer; `None` accepts any key (the caller can still check [`Handshake::remote`]).
+    /// Start as the responder, with 32 bytes from a CSPRNG for the ephemeral key. With
+    /// `allowed`, only initiators whose static key is listed get past the first message; `None`
+    /// accepts any key. After a valid first message, [`Handshake::hello`] tells who sent it and
+    /// when, and nothing is sent until the caller calls [`Handshake::respond`].
     pub fn responder(
         local: &Keypair,
         allowed: Option<Vec<PublicKey>>,
+        entropy: [u8; 32],
     ) -> Result<Handshake, CryptoError> {
-        let state = builder()?
+        let state = builder(entropy)?
             .local_private_key(&local.private)?
             .prologue(PROLOGUE)?
             .build_responder()?;
@@ -234,7 +358,24 @@ impl Handshake {
             allowed,
             input: Vec::new(),
             output: None,
+            hello: None,
         })
+    }
+
+    /// The responder's view of the initiator's valid first message, until it is answered.
+    pub fn hello(&self) -> Option<Hello> {
+        self.hello
+    }
+
+    /// Answer the first message (after checking [`Handshake::hello`], e.g. its timestamp against
+    /// the greatest seen from that peer): the answer is then in [`Handshake::poll_output`] and the
+    /// handshake is finished.
+    pub fn respond(&mut self) -> Result<(), CryptoError> {
+        if self.role != Role::Responder || self.hello.take().is_none() {
+            return Err(CryptoError::NothingToAnswer);
+        }
+        self.output = Some(write_framed(&mut self.state, &[])?);
+        Ok(())
     }
 
     /// Our role.
@@ -243,7 +384,8 @@ impl Handshake {
     }
 
     /// Consume bytes from the peer; returns how many were handshake bytes. Once the handshake is
-    /// finished it consumes nothing, and the rest of `bytes` belongs to the record stream.
+    /// finished (or, for the responder, a first message waits for [`Handshake::respond`]) it
+    /// consumes nothing, and the rest of `bytes` belongs to the record stream.
     pub fn handle_input(&mut self, bytes: &[u8]) -> Result<usize, CryptoError> {
         let mut used = 0;
         while !self.is_finished() && !self.state.is_my_turn() && used < bytes.len() {
@@ -267,16 +409,23 @@ impl Handshake {
                 }
                 if self.input.len() == LENGTH_PREFIX_BYTES + len {
                     let mut payload = [0u8; MAX_HANDSHAKE_BYTES];
-                    self.state
+                    let n = self
+                        .state
                         .read_message(&self.input[LENGTH_PREFIX_BYTES..], &mut payload)?;
                     self.input.clear();
                     if self.role == Role::Responder {
-                        if let (Some(allowed), Some(remote)) = (&self.allowed, self.remote()) {
+                        let remote = self.remote().ok_or(CryptoError::NotFinished)?;
+                        if let Some(allowed) = &self.allowed {
                             if !allowed.contains(&remote) {
                                 return Err(CryptoError::UnknownPeer(remote));
                             }
                         }
-                        self.output = Some(write_framed(&mut self.state)?);
+                        let stamp = <[u8; HELLO_PAYLOAD_BYTES]>::try_from(&payload[..n])
+                            .map_err(|_| CryptoError::NoTimestamp)?;
+                        self.hello = Some(Hello {
+                            peer: remote,
+                            timestamp: Tai64N::from_bytes(stamp),
+                        });
                     }
                 }
             }
@@ -316,9 +465,9 @@ impl Handshake {
     }
 }
 
-fn write_framed(state: &mut snow::HandshakeState) -> Result<Vec<u8>, CryptoError> {
+fn write_framed(state: &mut snow::HandshakeState, payload: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let mut buf = vec![0u8; LENGTH_PREFIX_BYTES + MAX_HANDSHAKE_BYTES];
-    let n = state.write_message(&[], &mut buf[LENGTH_PREFIX_BYTES..])?;
+    let n = state.write_message(payload, &mut buf[LENGTH_PREFIX_BYTES..])?;
     // n ≤ MAX_HANDSHAKE_BYTES < 65536.
     buf[..LENGTH_PREFIX_BYTES].copy_from_slice(&(n as u16).to_be_bytes());
     buf.truncate(LENGTH_PREFIX_BYTES + n);
@@ -326,7 +475,7 @@ fn write_framed(state: &mut snow::HandshakeState) -> Result<Vec<u8>, CryptoError
 }
 
 /// An established session: one key per direction, shared by the [`Sealer`] and [`Opener`] halves.
-#[derive(Clone)]
+/// Not `Clone`: each session has one sealer and one opener, whose record counters are its nonces.
 pub struct Session {
     transport: Transport,
     remote: Option<PublicKey>,
@@ -350,16 +499,31 @@ impl fmt::Debug for Session {
 }
 
 impl Session {
-    /// Two ends of a session made by a real handshake in memory, with fresh keys: for the
-    /// simulator and tests, where the records must be real but nothing is secret.
+    /// Two ends of a session made by a real handshake in memory, with keys derived from fixed
+    /// public bytes: for the simulator and tests, where the records must be real but nothing is
+    /// secret (anyone can derive these keys; never use them on a network).
     pub fn in_memory_pair() -> Result<(Session, Session), CryptoError> {
-        let (a, b) = (Keypair::generate()?, Keypair::generate()?);
-        let mut init = Handshake::initiator(&a, &b.public())?;
-        let mut resp = Handshake::responder(&b, None)?;
+        Session::in_memory_pair_from([0x5e; 32])
+    }
+
+    /// [`Session::in_memory_pair`] with keys derived from `seed` (not secret either).
+    pub fn in_memory_pair_from(seed: [u8; 32]) -> Result<(Session, Session), CryptoError> {
+        let mut rng = rand::rngs::StdRng::from_seed(seed);
+        let mut draw = || {
+            let mut b = [0u8; 32];
+            rng.fill_bytes(&mut b);
+            b
+        };
+        let (a, b) = (Keypair::from_private(draw()), Keypair::from_private(draw()));
+        let mut init = Handshake::initiator(&a, &b.public(), Tai64N::from_unix(1, 0), draw())?;
+        let mut resp = Handshake::responder(&b, None, draw())?;
         while !(init.is_finished() && resp.is_finished()) {
             let mut progressed = false;
             if let Some(m) = init.poll_output() {
                 resp.handle_input(&m)?;
+                if resp.hello().is_some() {
+                    resp.respond()?;
+                }
                 progressed = true;
             }
             if let Some(m) = resp.poll_output() {
@@ -378,11 +542,11 @@ impl Session {
     /// recorded traffic, where the AEAD's cost (~0.2 µs a record) would dominate and nothing is
     /// secret; never for a network (hush-net only makes sessions from handshakes).
     pub fn unencrypted_pair_for_simulation() -> (Session, Session) {
-        let s = Session {
+        let s = || Session {
             transport: Transport::Plain,
             remote: None,
         };
-        (s.clone(), s)
+        (s(), s())
     }
 
     /// Whether records are encrypted (false only for simulation sessions).
@@ -509,27 +673,37 @@ impl Opener {
 mod tests {
     use super::*;
 
+    /// Test keys and entropy: fixed bytes, distinct per `n`.
+    fn key(n: u8) -> Keypair {
+        Keypair::from_private([n; 32])
+    }
+
+    const T1: Tai64N = Tai64N([0x40, 0, 0, 0, 0, 0, 0, 0x0a, 0, 0, 0, 0]);
+
     #[test]
     fn keys_round_trip_as_text() {
-        let kp = Keypair::generate().unwrap();
+        let kp = key(1);
         let back = Keypair::from_text(&kp.to_text()).unwrap();
         assert_eq!(back.public(), kp.public());
         assert_eq!(
             kp.public().to_string().parse::<PublicKey>().unwrap(),
             kp.public()
         );
-        assert!(!format!("{kp:?}").contains(&kp.private_to_base64()));
+        assert!(!format!("{kp:?}").contains(kp.private_to_base64().as_str()));
         assert!(matches!(
             "abc".parse::<PublicKey>(),
             Err(CryptoError::BadKey(_))
         ));
+        // A bad private key file is named by its length, never echoed.
+        let err = Keypair::from_text("c2VjcmV0\n").unwrap_err().to_string();
+        assert!(!err.contains("c2VjcmV0"), "{err}");
     }
 
     #[test]
     fn handshake_in_one_chunk_leaves_trailing_bytes() {
-        let (a, b) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
-        let mut init = Handshake::initiator(&a, &b.public()).unwrap();
-        let mut resp = Handshake::responder(&b, Some(vec![a.public()])).unwrap();
+        let (a, b) = (key(1), key(2));
+        let mut init = Handshake::initiator(&a, &b.public(), T1, [7; 32]).unwrap();
+        let mut resp = Handshake::responder(&b, Some(vec![a.public()]), [8; 32]).unwrap();
         let mut m1 = init.poll_output().unwrap();
         m1.extend_from_slice(b"tail");
         // Byte by byte, to check accumulation.
@@ -539,6 +713,18 @@ mod tests {
         }
         assert_eq!(used, m1.len() - 4);
         assert_eq!(resp.remote(), Some(a.public()));
+        // Nothing is sent until the caller has looked at the hello and answers.
+        assert_eq!(
+            resp.hello(),
+            Some(Hello {
+                peer: a.public(),
+                timestamp: T1
+            })
+        );
+        assert!(resp.poll_output().is_none());
+        assert!(!resp.is_finished());
+        resp.respond().unwrap();
+        assert!(resp.respond().is_err(), "one answer only");
         let m2 = resp.poll_output().unwrap();
         assert_eq!(init.handle_input(&m2).unwrap(), m2.len());
         let (s1, s2) = (init.into_session().unwrap(), resp.into_session().unwrap());
@@ -554,26 +740,46 @@ mod tests {
 
     #[test]
     fn responder_rejects_unknown_and_wrong_keys() {
-        let (a, b, c) = (
-            Keypair::generate().unwrap(),
-            Keypair::generate().unwrap(),
-            Keypair::generate().unwrap(),
-        );
-        let mut init = Handshake::initiator(&a, &b.public()).unwrap();
-        let mut resp = Handshake::responder(&b, Some(vec![c.public()])).unwrap();
+        let (a, b, c) = (key(1), key(2), key(3));
+        let mut init = Handshake::initiator(&a, &b.public(), T1, [7; 32]).unwrap();
+        let mut resp = Handshake::responder(&b, Some(vec![c.public()]), [8; 32]).unwrap();
         let m1 = init.poll_output().unwrap();
         assert!(
             matches!(resp.handle_input(&m1), Err(CryptoError::UnknownPeer(k)) if k == a.public())
         );
         // An initiator that has the wrong responder key cannot get through.
-        let mut init = Handshake::initiator(&a, &c.public()).unwrap();
-        let mut resp = Handshake::responder(&b, None).unwrap();
+        let mut init = Handshake::initiator(&a, &c.public(), T1, [7; 32]).unwrap();
+        let mut resp = Handshake::responder(&b, None, [8; 32]).unwrap();
         let m1 = init.poll_output().unwrap();
         assert!(matches!(resp.handle_input(&m1), Err(CryptoError::Noise(_))));
-        let mut resp = Handshake::responder(&b, None).unwrap();
+        let mut resp = Handshake::responder(&b, None, [8; 32]).unwrap();
         assert!(matches!(
             resp.handle_input(&[0xff, 0xff]),
             Err(CryptoError::Oversize(65535))
         ));
+    }
+
+    #[test]
+    fn timestamps_order_like_time_and_hide_fine_clock_bits() {
+        let a = Tai64N::from_unix(1_700_000_000, 5);
+        let b = Tai64N::from_unix(1_700_000_000, 20_000_000);
+        let c = Tai64N::from_unix(1_700_000_001, 0);
+        assert!(Tai64N::ZERO < a && a < b && b < c);
+        // Within one 2^24 ns step the timestamp does not change.
+        assert_eq!(a, Tai64N::from_unix(1_700_000_000, 16_000_000));
+        assert_eq!(Tai64N::from_bytes(c.to_bytes()), c);
+    }
+
+    #[test]
+    fn the_ephemeral_key_comes_from_the_callers_entropy() {
+        let (a, b) = (key(1), key(2));
+        let m = |e: [u8; 32]| {
+            Handshake::initiator(&a, &b.public(), T1, e)
+                .unwrap()
+                .poll_output()
+                .unwrap()
+        };
+        assert_eq!(m([1; 32]), m([1; 32]), "same entropy, same message");
+        assert_ne!(m([1; 32]), m([2; 32]), "other entropy, other ephemeral key");
     }
 }

@@ -405,6 +405,38 @@ impl TokenBucket {
     }
 }
 
+/// What seeds a shaper's random draws: a `u64` to reproduce a run (simulation, tests,
+/// `--insecure-seed`), or 256 bits from a CSPRNG for a live session. The caller supplies it:
+/// hush-shape reads no entropy source. `Debug` never prints the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ScheduleSeed {
+    /// A reproducible seed (expanded as every earlier version of hush did).
+    U64(u64),
+    /// 256 secret bits (zeroed on drop).
+    Bytes(zeroize::Zeroizing<[u8; 32]>),
+}
+
+impl From<u64> for ScheduleSeed {
+    fn from(seed: u64) -> Self {
+        ScheduleSeed::U64(seed)
+    }
+}
+
+impl From<[u8; 32]> for ScheduleSeed {
+    fn from(bytes: [u8; 32]) -> Self {
+        ScheduleSeed::Bytes(zeroize::Zeroizing::new(bytes))
+    }
+}
+
+impl std::fmt::Debug for ScheduleSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScheduleSeed::U64(s) => write!(f, "ScheduleSeed::U64({s})"),
+            ScheduleSeed::Bytes(_) => f.write_str("ScheduleSeed::Bytes(..)"),
+        }
+    }
+}
+
 /// The outbound half: queues messages, emits records when the schedule allows.
 ///
 /// Driver contract (MUST): after [`Shaper::send`] or when [`Shaper::poll_timeout`] is reached,
@@ -447,19 +479,30 @@ const DAY: Duration = Duration::from_secs(86_400);
 impl Shaper {
     /// A shaper that starts at `now`. `seed` decides every schedule draw: the same seed gives the
     /// same record sizes and times, whatever the application sends (except for the `adaptive`
-    /// schedule, which reads the queue, and budget drops of cover).
+    /// schedule, which reads the queue, and budget drops of cover). A `u64` is for simulation and
+    /// reproduction; a live session passes 256 bits from the OS ([`ScheduleSeed::Bytes`]).
     pub fn new(
         config: &ShapeConfig,
         sealer: Sealer,
-        seed: u64,
+        seed: impl Into<ScheduleSeed>,
         now: Instant,
     ) -> Result<Shaper, DistError> {
         config.validate()?;
         let schedule = config.schedule.build()?;
         // Two streams from one seed: schedule draws never depend on data, policy draws do.
-        let mut seeder = ShapeRng::seed_from_u64(seed);
-        let sched_rng = ShapeRng::seed_from_u64(seeder.random());
-        let policy_rng = ShapeRng::seed_from_u64(seeder.random());
+        let (sched_rng, policy_rng) = match seed.into() {
+            ScheduleSeed::U64(seed) => {
+                let mut seeder = ShapeRng::seed_from_u64(seed);
+                let sched = ShapeRng::seed_from_u64(seeder.random());
+                (sched, ShapeRng::seed_from_u64(seeder.random()))
+            }
+            ScheduleSeed::Bytes(bytes) => {
+                // Keep all 256 bits in each stream's state (xoshiro256++ holds exactly 256).
+                let mut seeder = ShapeRng::from_seed(*bytes);
+                let sched = ShapeRng::from_seed(seeder.random());
+                (sched, ShapeRng::from_seed(seeder.random()))
+            }
+        };
         let bucket = config.budget.max_bps.map(|rate_bps| {
             let depth_bytes = rate_bps.max(f64::from(MAX_RECORD_BYTES));
             TokenBucket {
@@ -561,6 +604,11 @@ impl Shaper {
     /// final record marked close; after it [`Shaper::is_finished`] is true.
     pub fn close(&mut self) {
         self.closing = true;
+    }
+
+    /// Whether [`Shaper::close`] has been called (no more messages are accepted).
+    pub fn is_closing(&self) -> bool {
+        self.closing
     }
 
     /// Whether the close record has been written.
@@ -1194,7 +1242,7 @@ impl Engine {
     pub fn new(
         config: &ShapeConfig,
         session: Session,
-        seed: u64,
+        seed: impl Into<ScheduleSeed>,
         now: Instant,
     ) -> Result<Engine, DistError> {
         let (sealer, opener) = session.split();

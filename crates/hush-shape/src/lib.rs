@@ -62,11 +62,11 @@ pub mod frame;
 pub mod schedule;
 pub mod time;
 
-pub use crypto::{CryptoError, Handshake, Keypair, PublicKey, Role, Session};
+pub use crypto::{CryptoError, Handshake, Hello, Keypair, PublicKey, Role, Session, Tai64N};
 pub use dist::{Dist, DistError};
 pub use engine::{
     Budget, CloseRule, Engine, Padding, Policy, Receiver, ReceiverStats, RecordKind, RecvError,
-    SendError, SentMessage, ShapeConfig, Shaper, ShaperStats, Transmit,
+    ScheduleSeed, SendError, SentMessage, ShapeConfig, Shaper, ShaperStats, Transmit,
 };
 pub use schedule::{Schedule, ScheduleSpec, Slot, SlotContext};
 pub use time::Instant;

@@ -722,3 +722,38 @@ fn simulation_sessions_keep_sizes_and_catch_corruption() {
         Err(RecvError::Authentication { .. })
     ));
 }
+
+/// Record sizes and times of the first `n` records of an idle shaper seeded with `seed`.
+fn idle_wire(seed: impl Into<hush_shape::ScheduleSeed>, n: usize) -> Vec<(Instant, u32)> {
+    let config = ShapeConfig::new(ScheduleSpec::Random {
+        gap_s: Dist::uniform(0.01, 0.02),
+        size_bytes: Dist::uniform(100.0, 1000.0),
+    });
+    let (a, _b) = Session::unencrypted_pair_for_simulation();
+    let mut shaper = hush_shape::Shaper::new(&config, a.split().0, seed, Instant::ZERO).unwrap();
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let at = shaper.poll_timeout().unwrap();
+        while let Some(t) = shaper.poll_transmit(at, &mut buf) {
+            out.push((at, t.size_bytes));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_256_bit_seed_decides_the_schedule_like_a_u64_one() {
+    let (k1, k2) = ([1u8; 32], [2u8; 32]);
+    assert_eq!(idle_wire(k1, 50), idle_wire(k1, 50), "same bits, same wire");
+    assert_ne!(
+        idle_wire(k1, 50),
+        idle_wire(k2, 50),
+        "other bits, other wire"
+    );
+    assert_ne!(idle_wire(k1, 50), idle_wire(1u64, 50));
+    assert_eq!(idle_wire(7u64, 50), idle_wire(7u64, 50));
+    // Never printed.
+    let dbg = format!("{:?}", hush_shape::ScheduleSeed::from([0xab; 32]));
+    assert!(!dbg.contains("171") && !dbg.contains("ab"), "{dbg}");
+}

@@ -189,3 +189,9 @@ pub fn ks_critical_01(n: usize, m: Option<usize>) -> f64 {
         Some(m) => c * ((n + m) as f64 / (n * m) as f64).sqrt(),
     }
 }
+pub mod daemons;
+
+/// A copy of a key pair (keys are not `Clone`; tests hand one to each end).
+pub fn dup(k: &hush_shape::Keypair) -> hush_shape::Keypair {
+    hush_shape::Keypair::from_text(&k.to_text()).unwrap()
+}
