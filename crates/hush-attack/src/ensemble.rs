@@ -284,7 +284,7 @@ pub(crate) fn fit(
             model,
         });
     }
-    Ok(Model::Ensemble(out))
+    Ok(Model::Ensemble { members: out })
 }
 
 /// Each member's accuracy over [`INNER_FOLDS`] folds of the training rows by capture group
@@ -365,7 +365,7 @@ pub(crate) fn predict(
 ) -> Result<Vec<Vec<f32>>, AttackError> {
     let mut out = vec![vec![0f32; n_classes]; x.rows()];
     let total: f32 = members.iter().map(|m| m.weight).sum();
-    if members.is_empty() || !(total > 0.0) {
+    if members.is_empty() || total.is_nan() || total <= 0.0 {
         return Err(hush_ml::MlError::Format("an ensemble model without members".into()).into());
     }
     for m in members {

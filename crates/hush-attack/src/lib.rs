@@ -647,7 +647,7 @@ impl Attack {
         match model {
             Model::RandomForest(f) => Ok(f.predict_proba(x)?),
             Model::LeafKnn(k) => Ok(k.predict_proba(x)?),
-            Model::Ensemble(members) => ensemble::predict(members, n, x),
+            Model::Ensemble { members } => ensemble::predict(members, n, x),
             Model::Knn(k) => Ok(k
                 .predict(x)?
                 .into_iter()

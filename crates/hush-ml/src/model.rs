@@ -43,7 +43,10 @@ pub enum Model {
     /// k-fingerprinting's k nearest neighbours over a forest's leaves.
     LeafKnn(LeafKnn),
     /// Several models, each reading its own columns, whose class probabilities are combined.
-    Ensemble(Vec<EnsembleMember>),
+    Ensemble {
+        /// The members, in column order.
+        members: Vec<EnsembleMember>,
+    },
     /// A neural network.
     #[cfg(feature = "neural")]
     Neural(crate::neural::NeuralModel),
