@@ -418,9 +418,12 @@ fn load(d: &DataArgs) -> Result<Dataset> {
     load_dataset(&d.data, d.types, d.join, d.join_gap_s)
 }
 
+/// Datasets, each with its CIC device's name (`None` for a capture folder).
+type Units = Vec<(Option<String>, Dataset)>;
+
 /// The datasets `--data` names: one, or one per device for CIC IoT 2022 interactions (with the
 /// device's name). Folds default to one per repetition there.
-fn load_units(d: &DataArgs) -> Result<(Vec<(Option<String>, Dataset)>, bool)> {
+fn load_units(d: &DataArgs) -> Result<(Units, bool)> {
     if !hush_trace::cic::looks_like_cic(&d.data) {
         return Ok((vec![(None, load(d)?)], false));
     }

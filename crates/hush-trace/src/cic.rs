@@ -461,14 +461,7 @@ mod tests {
     const HEADER: &str = "Unnamed: 0,L4_tcp,pck_size,ip_dst_new,ethernet_frame_size ,total_length,protocol ,source_port,dest_port,epoch_timestamp";
 
     fn read(text: &str, strict: bool) -> Result<Trace> {
-        read_cic(
-            text.as_bytes(),
-            "t.csv",
-            ReadOptions {
-                strict,
-                ..ReadOptions::default()
-            },
-        )
+        read_cic(text.as_bytes(), "t.csv", ReadOptions { strict })
     }
 
     #[test]
