@@ -205,3 +205,141 @@ impl EventClassifier {
         Ok(Metrics::from_pairs(&pairs, &labels))
     }
 }
+
+/// How a classifier is scored on a capture's labelled events when every event counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// The forest of [`EventClassifier`].
+    Forest,
+    /// PingPong's signatures ([`crate::signatures`]): one per event name, learnt from the
+    /// training instances; an event is named by the signature found in its window.
+    Signatures,
+}
+
+/// What leave-one-out said about one labelled event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Verdict {
+    /// Position among the labelled events, from 0.
+    pub index: usize,
+    /// Its start, ns since the epoch.
+    pub start_ns: i64,
+    /// Its label.
+    pub label: String,
+    /// What the classifier said (`None`: no signature was found in its window).
+    pub predicted: Option<String>,
+    /// Signatures: every event name whose signature was found in the window.
+    pub matched: Vec<String>,
+    /// Packet pairs (signatures) or payload packets (forest) in the window.
+    pub evidence: usize,
+}
+
+/// Leave-one-event-out over a capture's labelled events: each event is classified by a model
+/// trained on every *other* labelled event of the capture plus the `extra` single-event
+/// captures (label, trace), so no event is ever scored by a model that saw it. Every event of
+/// the capture is scored, which a split by time cannot do with a dozen events.
+pub fn leave_one_out(
+    trace: &Trace,
+    events: &[Event],
+    extra: &[(String, &Trace)],
+    w: &EventWindow,
+    method: Method,
+    forest: &ForestParams,
+) -> Result<Vec<Verdict>, AttackError> {
+    if events.len() < 2 {
+        return Err(AttackError::Data(format!(
+            "leave-one-out needs at least 2 labelled events, not {}",
+            events.len()
+        )));
+    }
+    let cfg = crate::signatures::SignatureConfig::default();
+    let mut out = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let rest: Vec<Event> = events
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, e)| e.clone())
+            .collect();
+        let win = window(trace, e, w);
+        let verdict = match method {
+            Method::Forest => {
+                let mut train: Vec<Example> =
+                    extra.iter().map(|(l, t)| capture_example(t, l)).collect();
+                train.extend(examples(trace, &rest, w));
+                let model = EventClassifier::fit(&train, forest)?;
+                let test = examples(trace, std::slice::from_ref(e), w);
+                Verdict {
+                    index: i,
+                    start_ns: e.start_ns,
+                    label: e.label.clone(),
+                    predicted: model.predict(&test)?.into_iter().next(),
+                    matched: Vec::new(),
+                    evidence: lengths(win).len(),
+                }
+            }
+            Method::Signatures => {
+                use crate::signatures::{find, learn, pairs};
+                let mut instances: std::collections::BTreeMap<&str, Vec<Vec<_>>> =
+                    std::collections::BTreeMap::new();
+                for (l, t) in extra {
+                    instances.entry(l).or_default().push(pairs(&t.packets));
+                }
+                for r in &rest {
+                    instances
+                        .entry(&r.label)
+                        .or_default()
+                        .push(pairs(window(trace, r, w)));
+                }
+                let sigs: Vec<_> = instances
+                    .iter()
+                    .filter_map(|(l, inst)| learn(l, inst, &cfg))
+                    .collect();
+                let here = pairs(win);
+                let matched: Vec<&crate::signatures::Signature> = sigs
+                    .iter()
+                    .filter(|s| !find(s, &here, &cfg).is_empty())
+                    .collect();
+                // Several found: the most specific (most pairs) names the event.
+                let predicted = matched
+                    .iter()
+                    .max_by_key(|s| s.elements.len())
+                    .map(|s| s.label.clone());
+                Verdict {
+                    index: i,
+                    start_ns: e.start_ns,
+                    label: e.label.clone(),
+                    predicted,
+                    matched: matched.iter().map(|s| s.label.clone()).collect(),
+                    evidence: here.len(),
+                }
+            }
+        };
+        out.push(verdict);
+    }
+    Ok(out)
+}
+
+/// Scores of leave-one-out verdicts; an event with no answer counts as wrong (as a label of its
+/// own, `none`).
+pub fn verdict_metrics(verdicts: &[Verdict]) -> Metrics {
+    let mut labels: Vec<String> = verdicts.iter().map(|v| v.label.clone()).collect();
+    labels.sort();
+    labels.dedup();
+    for v in verdicts {
+        if let Some(p) = &v.predicted
+            && !labels.contains(p)
+        {
+            labels.push(p.clone());
+        }
+    }
+    if verdicts.iter().any(|v| v.predicted.is_none()) {
+        labels.push("none".into());
+    }
+    let idx = |l: &str| labels.iter().position(|x| x == l).unwrap_or(0) as u32;
+    let pairs: Vec<(u32, u32)> = verdicts
+        .iter()
+        .map(|v| (idx(&v.label), idx(v.predicted.as_deref().unwrap_or("none"))))
+        .collect();
+    Metrics::from_pairs(&pairs, &labels)
+}

@@ -19,6 +19,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod ensemble;
 pub mod eval;
 pub mod events;
 pub mod features;
@@ -26,10 +27,11 @@ pub mod images;
 pub mod labels;
 pub mod peaks;
 pub mod signatures;
+pub mod wf;
 
 use hush_ml::neural::{self, Architecture, EpochReport, SeqData, TrainConfig};
 use hush_ml::{
-    Dataset as MlDataset, ForestParams, Matrix, MlError, Model, ModelHeader, RandomForest,
+    Dataset as MlDataset, ForestParams, LeafKnn, Matrix, MlError, Model, ModelHeader, RandomForest,
 };
 use hush_trace::Trace;
 use rayon::prelude::*;
@@ -72,6 +74,11 @@ pub const NAMES: &[&str] = &[
     "m-seq",
     "packet-lstm",
     "image-cnn",
+    "df",
+    "df-size",
+    "tiktok",
+    "k-fp",
+    "ensemble",
 ];
 
 /// Which features an attack uses.
@@ -95,6 +102,15 @@ pub enum AttackKind {
     /// ITEMTK's image attack: long windows of per-bin volume per direction as GASF, GADF, MTF
     /// and RP images, fused as channels of a 2-D CNN.
     Image(images::ImageParams),
+    /// Deep Fingerprinting (Sirinam et al., CCS 2018) and its relatives: the first N packets'
+    /// directions (DF), signed sizes, or directional timing (Tik-Tok, Rahman et al., PETS 2020)
+    /// into DF's 1-D CNN.
+    Df(wf::DfParams),
+    /// k-fingerprinting (Hayes and Danezis, USENIX Security 2016): its 175 features, a forest's
+    /// leaves, k nearest neighbours in Hamming distance.
+    KFp,
+    /// Several capture-level attacks voting with their probabilities.
+    Ensemble(ensemble::EnsembleSpec),
 }
 
 impl AttackKind {
@@ -105,6 +121,7 @@ impl AttackKind {
             AttackKind::MSeq => Some((hush_trace::window::SlotConfig::default().slots, 4, 1)),
             AttackKind::PacketLstm => Some((features::PACKET_WINDOW, features::PACKET_FEATURES, 0)),
             AttackKind::Image(p) => Some((images::ImageParams::CHANNELS * p.size, p.size, 0)),
+            AttackKind::Df(p) => Some((p.length, 1, 0)),
             _ => None,
         }
     }
@@ -131,6 +148,16 @@ pub enum Learner {
     Forest(ForestParams),
     /// A hush-ml neural network.
     Neural(NeuralParams),
+    /// k-fingerprinting's classifier: a forest, then the `k` nearest training examples by the
+    /// leaves they share ([`hush_ml::LeafKnn`]).
+    LeafKnn {
+        /// The forest whose leaves make the fingerprint.
+        forest: ForestParams,
+        /// Neighbours that vote.
+        k: usize,
+    },
+    /// Every member with its own learner ([`ensemble`]).
+    Ensemble(ensemble::EnsembleLearner),
 }
 
 /// An attack: features and a learner.
@@ -149,20 +176,33 @@ impl Attack {
     /// after 16); an LSTM(64) → Dense(64) for the packet-metadata adversary; a small 2-D CNN
     /// (16 and 32 channels of 3 × 3, dense 64) over ITEMTK's fused images.
     ///
-    /// `image-cnn` takes options after a colon: `image-cnn:bin_s=1,window=600,stride=60,size=32`
-    /// (see [`images::ImageParams::parse`]); [`Attack::spec`] gives the full form back.
+    /// DF, its signed-size variant and Tik-Tok use DF's published network and training
+    /// ([`Architecture::df`], [`TrainConfig::df`]: Adamax 0.002, batch 128, 30 epochs) with a
+    /// tenth of each class's training captures held out for validation; k-FP a forest of 1000
+    /// trees and k = 3; the ensemble its members' own learners.
+    ///
+    /// Options follow a colon: `image-cnn:bin_s=1,window=600,stride=60,size=32` (see
+    /// [`images::ImageParams::parse`]), `df:length=1000` (also `df-size`, `tiktok`; see
+    /// [`wf::DfParams::parse`]), `ensemble:members=flow-stats+k-fp+df,combine=weighted` (see
+    /// [`ensemble::EnsembleSpec::parse`]); [`Attack::spec`] gives the full form back.
     pub fn by_name(name: &str) -> Result<Attack, AttackError> {
         let (base, opts) = name.split_once(':').unwrap_or((name, ""));
-        if base != "image-cnn" && !opts.is_empty() {
+        let takes_options = ["image-cnn", "df", "df-size", "tiktok", "ensemble"];
+        if !takes_options.contains(&base) && !opts.is_empty() {
             return Err(AttackError::Data(format!(
-                "{base} takes no options (only image-cnn does)"
+                "{base} takes no options (these do: {})",
+                takes_options.join(", ")
             )));
         }
+        let bad = |e: String| AttackError::Data(format!("{name}: {e}"));
+        let df = |input| wf::DfParams::new(input).parse(opts).map_err(bad);
         let kind = match base {
-            "image-cnn" => AttackKind::Image(
-                images::ImageParams::parse(opts)
-                    .map_err(|e| AttackError::Data(format!("{name}: {e}")))?,
-            ),
+            "image-cnn" => AttackKind::Image(images::ImageParams::parse(opts).map_err(bad)?),
+            "df" => AttackKind::Df(df(wf::DfInput::Direction)?),
+            "df-size" => AttackKind::Df(df(wf::DfInput::SignedSize)?),
+            "tiktok" => AttackKind::Df(df(wf::DfInput::DirectionalTiming)?),
+            "k-fp" => AttackKind::KFp,
+            "ensemble" => AttackKind::Ensemble(ensemble::EnsembleSpec::parse(opts).map_err(bad)?),
             "iot-sentinel" => AttackKind::IotSentinel,
             "flow-stats" => AttackKind::FlowStats,
             "m-agg" => AttackKind::MAgg,
@@ -200,6 +240,19 @@ impl Attack {
                 },
                 validation_share: 0.2,
             }),
+            AttackKind::Df(_) => Learner::Neural(NeuralParams {
+                architecture: Architecture::df(),
+                train: TrainConfig::df(),
+                validation_share: 0.1,
+            }),
+            AttackKind::KFp => Learner::LeafKnn {
+                forest: ForestParams {
+                    n_trees: 1000,
+                    ..ForestParams::default()
+                },
+                k: 3,
+            },
+            AttackKind::Ensemble(_) => Learner::Ensemble(ensemble::EnsembleLearner::default()),
             _ => Learner::Forest(ForestParams::default()),
         };
         Ok(Attack { kind, learner })
@@ -208,15 +261,19 @@ impl Attack {
     /// Seed the learner (forest bootstraps, or the network's weights, shuffles and dropout).
     pub fn set_seed(&mut self, seed: u64) {
         match &mut self.learner {
-            Learner::Forest(f) => f.seed = seed,
+            Learner::Forest(f) | Learner::LeafKnn { forest: f, .. } => f.seed = seed,
             Learner::Neural(n) => n.train.seed = seed,
+            Learner::Ensemble(e) => e.seed = seed,
         }
     }
 
-    /// Cap the epochs of a neural learner (no effect on forests).
+    /// Cap the epochs of a neural learner (and of an ensemble's neural members; no effect on
+    /// forests).
     pub fn set_max_epochs(&mut self, epochs: usize) {
-        if let Learner::Neural(n) = &mut self.learner {
-            n.train.epochs = epochs;
+        match &mut self.learner {
+            Learner::Neural(n) => n.train.epochs = epochs,
+            Learner::Ensemble(e) => e.max_epochs = Some(epochs),
+            _ => {}
         }
     }
 
@@ -229,6 +286,13 @@ impl Attack {
             AttackKind::MSeq => "m-seq",
             AttackKind::PacketLstm => "packet-lstm",
             AttackKind::Image(_) => "image-cnn",
+            AttackKind::Df(p) => match p.input {
+                wf::DfInput::Direction => "df",
+                wf::DfInput::SignedSize => "df-size",
+                wf::DfInput::DirectionalTiming => "tiktok",
+            },
+            AttackKind::KFp => "k-fp",
+            AttackKind::Ensemble(_) => "ensemble",
         }
     }
 
@@ -237,6 +301,8 @@ impl Attack {
     pub fn spec(&self) -> String {
         match self.kind {
             AttackKind::Image(p) => format!("image-cnn:{}", p.to_options()),
+            AttackKind::Df(p) => format!("{}:{}", self.name(), p.to_options()),
+            AttackKind::Ensemble(s) => format!("ensemble:{}", s.to_options()),
             _ => self.name().to_string(),
         }
     }
@@ -268,6 +334,28 @@ impl Attack {
                 "per-minute in/out volume over 8 h windows (options: bin_s, window, stride, size, mtf_bins) -> GASF, GADF, MTF, RP images x 2 directions -> 2-D CNN",
                 "ITEMTK (\"I Still See You\"), EWSN 2024",
             ),
+            AttackKind::Df(p) => match p.input {
+                wf::DfInput::Direction => (
+                    "directions of the first 5000 packets (option length) -> DF's 1-D CNN: 4 blocks of 2 conv (32..256 filters of 8) + batch norm + ELU/ReLU, max pool 8/4, dropout; dense 512 x 2 -> softmax; Adamax 0.002, 30 epochs",
+                    "Sirinam et al., Deep Fingerprinting, CCS 2018",
+                ),
+                wf::DfInput::SignedSize => (
+                    "signed sizes (+ sent, - received) of the first 5000 packets (option length) -> DF's 1-D CNN and training",
+                    "Deep Fingerprinting (Sirinam et al., CCS 2018) over packet sizes",
+                ),
+                wf::DfInput::DirectionalTiming => (
+                    "directional timing (seconds since the first packet x direction) of the first 5000 packets (option length) -> DF's 1-D CNN and training",
+                    "Rahman et al., Tik-Tok, PETS 2020",
+                ),
+            },
+            AttackKind::KFp => (
+                "k-FP's 175 features (timing, counts, ordering, concentration, rates, sizes) -> forest of 1000 trees -> 3 nearest neighbours in Hamming distance over leaves",
+                "Hayes and Danezis, k-fingerprinting, USENIX Security 2016",
+            ),
+            AttackKind::Ensemble(_) => (
+                "soft vote (mean probability, or weighted by inner cross-validation) of capture-level attacks (default iot-sentinel, flow-stats, k-fp; options members, combine, df_length)",
+                "Kittler et al., On Combining Classifiers, TPAMI 1998 (mean rule)",
+            ),
         }
     }
 
@@ -290,6 +378,19 @@ impl Attack {
         }
     }
 
+    /// The rows of every trace if they are all one row per capture (DF, k-FP, the ensemble and
+    /// the whole-capture forests), for callers that need one row per trace.
+    pub fn is_capture_level(&self) -> bool {
+        matches!(
+            self.kind,
+            AttackKind::IotSentinel
+                | AttackKind::FlowStats
+                | AttackKind::Df(_)
+                | AttackKind::KFp
+                | AttackKind::Ensemble(_)
+        )
+    }
+
     /// Feature names, in column order.
     pub fn feature_names(&self) -> Vec<String> {
         match self.kind {
@@ -298,6 +399,9 @@ impl Attack {
             AttackKind::MAgg => features::agg_feature_names(),
             AttackKind::MSeq => features::seq_feature_names(),
             AttackKind::PacketLstm => features::packet_feature_names(),
+            AttackKind::Df(p) => wf::df_feature_names(&p),
+            AttackKind::KFp => wf::kfp_feature_names(),
+            AttackKind::Ensemble(s) => ensemble::feature_names(s),
             AttackKind::Image(p) => {
                 let mut out = Vec::new();
                 for d in ["in", "out"] {
@@ -349,6 +453,9 @@ impl Attack {
                 .collect(),
             AttackKind::PacketLstm => features::packet_windows(trace),
             AttackKind::Image(p) => images::image_windows(trace, &p),
+            AttackKind::Df(p) => wf::df_row(trace, &p).into_iter().collect(),
+            AttackKind::KFp => wf::kfp_features(trace).into_iter().collect(),
+            AttackKind::Ensemble(s) => ensemble::row(s, trace).into_iter().collect(),
         }
     }
 
@@ -471,8 +578,40 @@ impl Attack {
         trained_on: &str,
         progress: &mut dyn FnMut(&EpochReport),
     ) -> Result<ModelFile, AttackError> {
+        if data.y.is_empty() {
+            return Err(AttackError::Data(format!(
+                "{}: no training rows (an empty fold, or no capture it can read)",
+                self.name()
+            )));
+        }
+        let mut present: Vec<u32> = data.y.clone();
+        present.sort_unstable();
+        present.dedup();
+        if present.len() < 2 {
+            return Err(AttackError::Data(format!(
+                "{}: the training rows hold {} class{} ({}): an attack needs at least two",
+                self.name(),
+                present.len(),
+                if present.len() == 1 { "" } else { "es" },
+                present
+                    .iter()
+                    .map(|&c| data.classes.get(c as usize).map_or("?", String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         let model = match &self.learner {
             Learner::Forest(p) => Model::RandomForest(RandomForest::fit(data, p)?),
+            Learner::LeafKnn { forest, k } => Model::LeafKnn(LeafKnn::fit(data, forest, *k)?),
+            Learner::Ensemble(l) => {
+                let AttackKind::Ensemble(spec) = self.kind else {
+                    return Err(AttackError::Data(format!(
+                        "{}: an ensemble learner needs ensemble features",
+                        self.name()
+                    )));
+                };
+                ensemble::fit(spec, *l, data, progress)?
+            }
             Learner::Neural(p) => {
                 data.validate()?;
                 let (tr, va) = validation_split(data, p.validation_share, p.train.seed);
@@ -516,9 +655,20 @@ impl Attack {
         model: &ModelFile,
         x: &Matrix,
     ) -> Result<Vec<Vec<f32>>, AttackError> {
-        let n = model.header.classes.len();
-        match &model.model {
+        self.predict_model(&model.model, model.header.classes.len(), x)
+    }
+
+    /// Class probabilities of feature rows under a model of this attack over `n` classes.
+    pub fn predict_model(
+        &self,
+        model: &Model,
+        n: usize,
+        x: &Matrix,
+    ) -> Result<Vec<Vec<f32>>, AttackError> {
+        match model {
             Model::RandomForest(f) => Ok(f.predict_proba(x)?),
+            Model::LeafKnn(k) => Ok(k.predict_proba(x)?),
+            Model::Ensemble { members } => ensemble::predict(members, n, x),
             Model::Knn(k) => Ok(k
                 .predict(x)?
                 .into_iter()

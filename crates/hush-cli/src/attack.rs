@@ -71,6 +71,14 @@ pub struct EventsArgs {
     /// Name unnamed events in turn (PingPong's timestamp files alternate ON and OFF): on,off.
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub cycle_labels: Vec<String>,
+    /// Score every labelled event: each is classified by a model trained on all the others
+    /// (plus the --event captures), and the verdict of each is printed.
+    #[arg(long, conflicts_with = "train_first")]
+    pub leave_one_out: bool,
+    /// The classifier: a forest over flow statistics and exact lengths, or PingPong's
+    /// signatures (one per event name).
+    #[arg(long, value_enum, default_value = "forest")]
+    pub method: MethodArg,
     #[command(flatten)]
     pub labels: LabelArgs,
     #[command(flatten)]
@@ -87,6 +95,15 @@ pub struct EventsArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--method`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MethodArg {
+    /// A random forest over flow statistics and a bag of exact packet lengths.
+    Forest,
+    /// PingPong's packet-pair signatures.
+    Signatures,
 }
 
 /// Where event labels come from.
@@ -231,9 +248,10 @@ pub enum SignatureAction {
 pub struct FeaturesArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Folds for the `fold` column (by capture, as `eval` makes them with the same seed).
-    #[arg(long, default_value_t = 5)]
-    pub folds: usize,
+    /// Folds for the `fold` column (by capture, as `eval` makes them with the same seed; default
+    /// 5, or one per repetition for CIC IoT 2022 interactions).
+    #[arg(long)]
+    pub folds: Option<usize>,
     /// Output CSV (`-` for standard output).
     #[arg(long, short, value_name = "FILE")]
     pub out: PathBuf,
@@ -246,12 +264,18 @@ pub struct DataArgs {
     #[arg(long, short, value_name = "NAME")]
     pub attack: String,
     /// The labelled traffic: a folder of `<label>/<captures>` (IoT Sentinel's layout), a
-    /// manifest CSV `path,label,group[,device]` (paths relative to it), or with --devices a
-    /// whole-home capture.
+    /// manifest CSV `path,label,group[,device]` (paths relative to it), with --devices a
+    /// whole-home capture, or a folder of CIC IoT 2022 per-packet CSV files (the Interactions
+    /// experiment: `<device>/<device><EVENT>_<repetition>.csv`, or one device's folder), read as
+    /// one dataset per device: events as labels, repetitions as groups.
     #[arg(long, value_name = "PATH")]
     pub data: PathBuf,
     #[command(flatten)]
     pub layout: crate::data::LayoutArgs,
+    /// CIC IoT 2022 interactions: only this device's folder (repeatable; default: every
+    /// device).
+    #[arg(long, value_name = "DEVICE")]
+    pub cic_device: Vec<String>,
     /// Merge IoT Sentinel's 31 devices into the paper's 27 device types.
     #[arg(long)]
     pub types: bool,
@@ -278,9 +302,10 @@ pub struct DataArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Folds (by capture).
-    #[arg(long, default_value_t = 5)]
-    pub folds: usize,
+    /// Folds (by capture; default 5, or, for CIC IoT 2022 interactions, one per repetition:
+    /// each fold tests one repetition of every event).
+    #[arg(long)]
+    pub folds: Option<usize>,
     /// Split by time instead: per label, the earliest share of captures trains, the later ones
     /// test (e.g. 0.7).
     #[arg(long, value_name = "FRACTION")]
@@ -295,6 +320,10 @@ pub struct EvalArgs {
     /// Print per-class precision and recall too.
     #[arg(long)]
     pub per_class: bool,
+    /// Print the confused pairs too (true label, predicted label, captures or windows), most
+    /// confused first.
+    #[arg(long)]
+    pub confusion: bool,
     /// Print JSON (with confusion matrices).
     #[arg(long)]
     pub json: bool,
@@ -382,6 +411,95 @@ fn show_epoch(bar: &indicatif::ProgressBar, e: &hush_ml::neural::EpochReport) {
 }
 
 fn load(d: &DataArgs) -> Result<Dataset> {
+    if !d.cic_device.is_empty() {
+        return Err(BadInput(format!(
+            "--cic-device: {} is not a CIC IoT 2022 interactions folder",
+            d.data.display()
+        ))
+        .into());
+    }
+    load_layout(d)
+}
+
+/// Datasets, each with its CIC device's name (`None` for a capture folder).
+type Units = Vec<(Option<String>, Dataset)>;
+
+/// The datasets `--data` names: one, or one per device for CIC IoT 2022 interactions (with the
+/// device's name). Folds default to one per repetition there.
+fn load_units(d: &DataArgs) -> Result<(Units, bool)> {
+    if d.layout.devices.is_some() || !hush_trace::cic::looks_like_cic(&d.data) {
+        return Ok((vec![(None, load(d)?)], false));
+    }
+    if d.types || d.join.is_some() {
+        return Err(BadInput(
+            "--types and --join are for capture folders, not CIC IoT 2022 interactions".into(),
+        )
+        .into());
+    }
+    let all = hush_trace::cic::load_interactions(&d.data, ReadOptions::default())
+        .map_err(|e| BadInput(e.to_string()))?;
+    let known: Vec<String> = all.iter().map(|u| u.device.clone()).collect();
+    if let Some(bad) = d.cic_device.iter().find(|n| !known.contains(n)) {
+        return Err(BadInput(format!(
+            "--cic-device {bad:?}: no such device in {} (devices: {})",
+            d.data.display(),
+            known.join(", ")
+        ))
+        .into());
+    }
+    let mut units = Vec::new();
+    for u in all {
+        if !d.cic_device.is_empty() && !d.cic_device.contains(&u.device) {
+            continue;
+        }
+        for (path, why) in &u.dataset.report.not_read {
+            eprintln!("hush: skipped {path}: {why}");
+        }
+        if u.dataset.traces.is_empty() {
+            return Err(BadInput(format!("{}: no readable interaction", u.device)).into());
+        }
+        units.push((Some(u.device), u.dataset));
+    }
+    Ok((units, true))
+}
+
+/// The one dataset of `--data` (CIC interactions: the one device `--cic-device` names).
+fn load_one(d: &DataArgs) -> Result<Dataset> {
+    let (mut units, cic) = load_units(d)?;
+    if cic && units.len() != 1 {
+        let names: Vec<String> = units.iter().filter_map(|u| u.0.clone()).collect();
+        return Err(BadInput(format!(
+            "{} holds {} devices' interactions; pick one with --cic-device ({})",
+            d.data.display(),
+            names.len(),
+            names.join(", ")
+        ))
+        .into());
+    }
+    Ok(units.remove(0).1)
+}
+
+/// Repetitions per event of a CIC device dataset (the fewest any event has).
+fn repetitions(ds: &Dataset) -> usize {
+    ds.labels
+        .iter()
+        .map(|l| {
+            let mut g: Vec<&str> = ds
+                .traces
+                .iter()
+                .filter(|t| &t.label == l)
+                .map(|t| t.group.as_str())
+                .collect();
+            g.sort_unstable();
+            g.dedup();
+            g.len()
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+/// A folder, a manifest or a whole-home capture, as `--data` and the layout flags name it.
+fn load_layout(d: &DataArgs) -> Result<Dataset> {
     crate::data::load_data(
         &d.layout.layout(&d.data)?,
         d.types,
@@ -700,9 +818,15 @@ fn signatures(a: &SignaturesArgs) -> Result<()> {
 
 fn features(a: &FeaturesArgs) -> Result<()> {
     let attack = attack_of(&a.data)?;
-    let ds = load(&a.data)?;
-    let folds = hush_trace::split::group_kfold(&ds, a.folds, a.data.seed)
-        .map_err(|e| BadInput(e.to_string()))?;
+    let (mut units, cic) = load_units(&a.data)?;
+    if cic && units.len() != 1 {
+        // The same error as for train.
+        load_one(&a.data)?;
+    }
+    let ds = units.remove(0).1;
+    let k = a.folds.unwrap_or(if cic { repetitions(&ds) } else { 5 });
+    let folds =
+        hush_trace::split::group_kfold(&ds, k, a.data.seed).map_err(|e| BadInput(e.to_string()))?;
     let mut fold_of = vec![0usize; ds.traces.len()];
     for (f, fold) in folds.iter().enumerate() {
         for &i in &fold.test {
@@ -790,7 +914,7 @@ fn eval(a: &EvalArgs) -> Result<()> {
         }
         None => None,
     };
-    let ds = load(&a.data)?;
+    let (units, cic) = load_units(&a.data)?;
     let net = NetworkModel::default();
     let defense_fn =
         |t: &hush_trace::Trace, seed: u64| -> std::result::Result<hush_trace::Trace, String> {
@@ -805,90 +929,203 @@ fn eval(a: &EvalArgs) -> Result<()> {
         (Some(_), AttackerArg::NonAdaptive) => vec![Some(Mode::NonAdaptive)],
         (Some(_), AttackerArg::Both) => vec![Some(Mode::Adaptive), Some(Mode::NonAdaptive)],
     };
-    let mut reports = Vec::new();
     let bar = epoch_bar(&attack, "training")?;
-    let on_epoch = |fold: usize, e: &hush_ml::neural::EpochReport| {
-        if let Some(b) = &bar {
-            b.set_prefix(format!("fold {}/{}", fold + 1, a.folds));
-            show_epoch(b, e);
-        }
-    };
-    for m in modes {
-        let opts = EvalOptions {
-            folds: a.folds,
-            split: match a.time_split {
-                Some(train_fraction) => hush_attack::Split::ByTime { train_fraction },
-                None => hush_attack::Split::ByCapture,
-            },
-            seed: a.data.seed,
-            defense: m.map(|_| &defense_fn as hush_attack::eval::DefenseFn<'_>),
-            mode: m.unwrap_or(Mode::Adaptive),
-            on_epoch: bar
-                .as_ref()
-                .map(|_| &on_epoch as hush_attack::eval::EpochFn<'_>),
-            models: None,
-            score_silent: false,
-            max_train_windows: None,
-        };
-        let r = evaluate(&ds, &attack, &opts).map_err(|e| match e {
-            hush_attack::AttackError::Data(m) => {
-                anyhow::Error::from(BadInput(format!("{}: {m}", a.data.data.display())))
+    let mut per_unit = Vec::new();
+    for (device, ds) in &units {
+        let folds = a.folds.unwrap_or(if cic { repetitions(ds) } else { 5 });
+        let on_epoch = |fold: usize, e: &hush_ml::neural::EpochReport| {
+            if let Some(b) = &bar {
+                b.set_prefix(format!(
+                    "{}fold {}/{folds}",
+                    device.as_ref().map_or(String::new(), |d| format!("{d} ")),
+                    fold + 1
+                ));
+                show_epoch(b, e);
             }
-            other => anyhow::Error::from(other),
-        })?;
-        reports.push(r);
+        };
+        let mut reports = Vec::new();
+        for m in &modes {
+            let opts = EvalOptions {
+                folds,
+                split: match a.time_split {
+                    Some(train_fraction) => hush_attack::Split::ByTime { train_fraction },
+                    None => hush_attack::Split::ByCapture,
+                },
+                seed: a.data.seed,
+                defense: m.map(|_| &defense_fn as hush_attack::eval::DefenseFn<'_>),
+                mode: m.unwrap_or(Mode::Adaptive),
+                on_epoch: bar
+                    .as_ref()
+                    .map(|_| &on_epoch as hush_attack::eval::EpochFn<'_>),
+                models: None,
+                score_silent: false,
+                max_train_windows: None,
+            };
+            let r = evaluate(ds, &attack, &opts).map_err(|e| match e {
+                hush_attack::AttackError::Data(m) => anyhow::Error::from(BadInput(format!(
+                    "{}{}: {m}",
+                    a.data.data.display(),
+                    device.as_ref().map_or(String::new(), |d| format!(" ({d})"))
+                ))),
+                other => anyhow::Error::from(other),
+            })?;
+            reports.push(r);
+        }
+        per_unit.push((device.clone(), ds, folds, reports));
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
     }
     let mut out = std::io::stdout().lock();
     if a.json {
-        serde_json::to_writer_pretty(&mut out, &reports)?;
+        if cic {
+            #[derive(Serialize)]
+            struct DeviceReports<'a> {
+                device: &'a str,
+                reports: &'a [EvalReport],
+            }
+            let v: Vec<DeviceReports<'_>> = per_unit
+                .iter()
+                .map(|(d, _, _, r)| DeviceReports {
+                    device: d.as_deref().unwrap_or(""),
+                    reports: r,
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut out, &v)?;
+        } else {
+            serde_json::to_writer_pretty(&mut out, &per_unit[0].3)?;
+        }
         writeln!(out)?;
         return Ok(());
     }
-    let groups: std::collections::HashSet<&str> =
-        ds.traces.iter().map(|t| t.group.as_str()).collect();
-    writeln!(
-        out,
-        "{}: {} traces in {} groups, {} labels, {}, seed {}{}",
-        a.data.data.display(),
-        ds.traces.len(),
-        groups.len(),
-        ds.labels.len(),
-        match a.time_split {
-            Some(f) => format!("split by time (earliest {:.0}% train)", 100.0 * f),
-            None => format!("{} folds by group", a.folds),
-        },
-        a.data.seed,
-        a.defense
-            .as_ref()
-            .map_or(String::new(), |d| format!(", defense {d}"))
-    )?;
-    writeln!(
-        out,
-        "{:<13} {:<13} {:>8} {:>9} {:>9} {:>9} {:>9}",
-        "attack", "attacker", "windows", "accuracy", "macro-F1", "capture", "chance"
-    )?;
-    for r in &reports {
-        print_report(&mut out, r)?;
-    }
-    if a.per_class {
-        for r in &reports {
-            writeln!(
-                out,
-                "\n{:<24} {:>9} {:>9} {:>9} {:>8}",
-                "label", "precision", "recall", "F1", "support"
-            )?;
-            for c in &r.window.per_class {
-                writeln!(
-                    out,
-                    "{:<24} {:>8.1}% {:>8.1}% {:>8.1}% {:>8}",
-                    c.label,
-                    100.0 * c.precision,
-                    100.0 * c.recall,
-                    100.0 * c.f1,
-                    c.support
-                )?;
+    for (device, ds, folds, reports) in &per_unit {
+        let groups: std::collections::HashSet<&str> =
+            ds.traces.iter().map(|t| t.group.as_str()).collect();
+        writeln!(
+            out,
+            "{}{}: {} traces in {} groups, {} labels, {}, seed {}{}",
+            a.data.data.display(),
+            device.as_ref().map_or(String::new(), |d| format!(" ({d})")),
+            ds.traces.len(),
+            groups.len(),
+            ds.labels.len(),
+            match a.time_split {
+                Some(f) => format!("split by time (earliest {:.0}% train)", 100.0 * f),
+                None if cic => format!("{folds} folds by repetition"),
+                None => format!("{folds} folds by group"),
+            },
+            a.data.seed,
+            a.defense
+                .as_ref()
+                .map_or(String::new(), |d| format!(", defense {d}"))
+        )?;
+        writeln!(
+            out,
+            "{:<13} {:<13} {:>8} {:>9} {:>9} {:>9} {:>9}",
+            "attack", "attacker", "windows", "accuracy", "macro-F1", "capture", "chance"
+        )?;
+        for r in reports {
+            print_report(&mut out, r)?;
+        }
+        if a.confusion {
+            for r in reports {
+                print_confusion(&mut out, r)?;
             }
         }
+        if a.per_class {
+            for r in reports {
+                writeln!(
+                    out,
+                    "\n{:<24} {:>9} {:>9} {:>9} {:>8}",
+                    "label", "precision", "recall", "F1", "support"
+                )?;
+                for c in &r.window.per_class {
+                    writeln!(
+                        out,
+                        "{:<24} {:>8.1}% {:>8.1}% {:>8.1}% {:>8}",
+                        c.label,
+                        100.0 * c.precision,
+                        100.0 * c.recall,
+                        100.0 * c.f1,
+                        c.support
+                    )?;
+                }
+            }
+        }
+        if cic {
+            writeln!(out)?;
+        }
+    }
+    if cic {
+        print_device_summary(&mut out, &per_unit)?;
+    }
+    Ok(())
+}
+
+/// Per device: classes, captures, capture accuracy of each attacker; then the mean over devices.
+fn print_device_summary(
+    out: &mut impl Write,
+    units: &[(Option<String>, &Dataset, usize, Vec<EvalReport>)],
+) -> Result<()> {
+    writeln!(
+        out,
+        "{:<18} {:>7} {:>8} {:>9} {:>9} {:>9}",
+        "device", "events", "captures", "accuracy", "macro-F1", "chance"
+    )?;
+    let modes = units.first().map_or(0, |u| u.3.len());
+    let mut sums = vec![0f64; modes];
+    for (device, ds, _, reports) in units {
+        for (k, r) in reports.iter().enumerate() {
+            writeln!(
+                out,
+                "{:<18} {:>7} {:>8} {:>8.1}% {:>8.1}% {:>8.1}%",
+                device.as_deref().unwrap_or(""),
+                ds.labels.len(),
+                ds.traces.len(),
+                100.0 * r.capture.accuracy,
+                100.0 * r.capture.macro_f1,
+                100.0 * r.capture.chance_majority
+            )?;
+            sums[k] += r.capture.accuracy;
+        }
+    }
+    for s in sums {
+        writeln!(
+            out,
+            "mean over {} devices: {:.1}% (per capture)",
+            units.len(),
+            100.0 * s / units.len().max(1) as f64
+        )?;
+    }
+    Ok(())
+}
+
+/// Off-diagonal cells of the capture confusion matrix, most confused first.
+fn print_confusion(out: &mut impl Write, r: &EvalReport) -> Result<()> {
+    let m = &r.capture;
+    let mut cells: Vec<(u64, usize, usize)> = Vec::new();
+    for (t, row) in m.confusion.iter().enumerate() {
+        for (p, &n) in row.iter().enumerate() {
+            if t != p && n > 0 {
+                cells.push((n, t, p));
+            }
+        }
+    }
+    cells.sort_by(|a, b| b.0.cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+    writeln!(
+        out,
+        "\n{} confused captures ({} of {}):",
+        r.attack,
+        cells.iter().map(|c| c.0).sum::<u64>(),
+        m.examples
+    )?;
+    for (n, t, p) in cells {
+        let support: u64 = m.confusion[t].iter().sum();
+        writeln!(
+            out,
+            "  {:<24} -> {:<24} {n} of {support}",
+            r.labels[t], r.labels[p]
+        )?;
     }
     Ok(())
 }
@@ -915,7 +1152,7 @@ fn print_report(out: &mut impl Write, r: &EvalReport) -> Result<()> {
 
 fn train(a: &TrainArgs) -> Result<()> {
     let attack = attack_of(&a.data)?;
-    let ds = load(&a.data)?;
+    let ds = load_one(&a.data)?;
     let (data, _) = attack.dataset_of(&ds)?;
     if data.y.is_empty() {
         return Err(BadInput(format!(
@@ -1021,6 +1258,98 @@ fn predict(a: &PredictArgs) -> Result<()> {
 }
 
 #[derive(Serialize)]
+struct LooOut<'a> {
+    capture: String,
+    method: &'static str,
+    events: &'a [hush_attack::events::Verdict],
+    metrics: hush_attack::Metrics,
+}
+
+/// `hush attack events --leave-one-out`.
+fn events_loo(
+    a: &EventsArgs,
+    t: &hush_trace::Trace,
+    labelled: &[hush_attack::labels::Event],
+    captures: &[(String, hush_trace::Trace)],
+    w: &hush_attack::events::EventWindow,
+) -> Result<()> {
+    use hush_attack::events::{Method, leave_one_out, verdict_metrics};
+    let method = match a.method {
+        MethodArg::Forest => Method::Forest,
+        MethodArg::Signatures => Method::Signatures,
+    };
+    let params = hush_ml::ForestParams {
+        seed: a.seed,
+        ..hush_ml::ForestParams::default()
+    };
+    let extra: Vec<(String, &hush_trace::Trace)> =
+        captures.iter().map(|(l, c)| (l.clone(), c)).collect();
+    let verdicts = leave_one_out(t, labelled, &extra, w, method, &params)
+        .map_err(|e| BadInput(e.to_string()))?;
+    let out = LooOut {
+        capture: a.capture.display().to_string(),
+        method: match method {
+            Method::Forest => "forest",
+            Method::Signatures => "signatures",
+        },
+        events: &verdicts,
+        metrics: verdict_metrics(&verdicts),
+    };
+    let mut o = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut o, &out)?;
+        writeln!(o)?;
+        return Ok(());
+    }
+    writeln!(
+        o,
+        "{}: {} labelled events, each scored by a {} model trained on the other {} and {} \
+         single-event captures",
+        out.capture,
+        verdicts.len(),
+        out.method,
+        verdicts.len().saturating_sub(1),
+        captures.len()
+    )?;
+    writeln!(
+        o,
+        "{:>3}  {:<20}  {:<8} {:<8} {:>8}  found",
+        "#", "time", "event", "said", "evidence"
+    )?;
+    for v in &verdicts {
+        writeln!(
+            o,
+            "{:>3}  {:<20}  {:<8} {:<8} {:>8}  {}",
+            v.index + 1,
+            iso(v.start_ns),
+            v.label,
+            v.predicted.as_deref().unwrap_or("-"),
+            v.evidence,
+            if out.method == "signatures" {
+                if v.matched.is_empty() {
+                    "no signature".to_string()
+                } else {
+                    v.matched.join(", ")
+                }
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    let m = &out.metrics;
+    writeln!(
+        o,
+        "accuracy {:.1}% ({} of {}), macro-F1 {:.1}% (chance {:.1}%)",
+        100.0 * m.accuracy,
+        (m.accuracy * m.examples as f64).round(),
+        m.examples,
+        100.0 * m.macro_f1,
+        100.0 * m.chance_majority
+    )?;
+    Ok(())
+}
+
+#[derive(Serialize)]
 struct EventsOut {
     capture: String,
     train_examples: usize,
@@ -1055,6 +1384,7 @@ fn events(a: &EventsArgs) -> Result<()> {
         eprintln!("hush: warning: {warning}");
     }
     let mut train = Vec::new();
+    let mut captures: Vec<(String, hush_trace::Trace)> = Vec::new();
     for e in &a.event {
         let (name, files) = e.split_once('=').ok_or_else(|| {
             BadInput(format!("--event {e:?}: expected NAME=CAPTURE[,CAPTURE...]"))
@@ -1064,7 +1394,18 @@ fn events(a: &EventsArgs) -> Result<()> {
                 .defense
                 .apply(read_device_trace(std::path::Path::new(f), &a.device)?)?;
             train.push(capture_example(&c, name));
+            captures.push((name.to_string(), c));
         }
+    }
+    if a.leave_one_out {
+        return events_loo(a, &t, &labelled, &captures, &w);
+    }
+    if a.method != MethodArg::Forest {
+        return Err(BadInput(
+            "--method signatures scores with --leave-one-out (or use hush attack signatures)"
+                .into(),
+        )
+        .into());
     }
     if a.train_first >= labelled.len() {
         return Err(BadInput(format!(

@@ -301,3 +301,91 @@ fn activity_attacks_run_on_defended_traffic() {
     let o = events(&["--train-first", "12"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
 }
+
+/// A CIC IoT 2022 interactions folder: one plug, two events told apart by a packet size, three
+/// repetitions each, in the dataset's per-packet CSV layout.
+fn cic_folder() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = tmp.path().join("plug");
+    std::fs::create_dir(&dev).unwrap();
+    let me = 3_232_270_669u32; // 192.168.137.77
+    let cloud = 583_304_131u32;
+    for (event, size) in [("LANON", 556), ("LANOFF", 557)] {
+        for rep in 1..=3 {
+            let mut csv = String::from(
+                "Unnamed: 0,pck_size,ip_dst_new,ethernet_frame_size ,total_length,protocol ,source_port,dest_port,epoch_timestamp\n",
+            );
+            for i in 0..20u32 {
+                let (dst, len) = if i % 2 == 0 {
+                    (me, size)
+                } else {
+                    (cloud, 90 + i)
+                };
+                let t = 1_633_349_379.0 + f64::from(rep) * 1000.0 + f64::from(i) * 0.1;
+                csv.push_str(&format!(
+                    "{i},{},{dst},{len},{},6,443,50000,{t}\n",
+                    len - 34,
+                    len - 14
+                ));
+            }
+            std::fs::write(dev.join(format!("plug{event}_{rep}.csv")), csv).unwrap();
+        }
+    }
+    let p = tmp.path().to_path_buf();
+    (tmp, p)
+}
+
+#[test]
+fn cic_interactions_evaluate_per_device_by_repetition() {
+    let (_tmp, dir) = cic_folder();
+    let d = dir.to_str().unwrap();
+    let o = hush(&["attack", "eval", "-a", "flow-stats", "--data", d]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("(plug): 6 captures, 2 labels, 3 folds by repetition"),
+        "{out}"
+    );
+    assert!(out.contains("mean over 1 devices: 100.0%"), "{out}");
+    // One device picked by name; an unknown one is bad input.
+    let o = hush(&[
+        "attack",
+        "eval",
+        "-a",
+        "k-fp",
+        "--data",
+        d,
+        "--cic-device",
+        "plug",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = hush(&[
+        "attack",
+        "eval",
+        "-a",
+        "k-fp",
+        "--data",
+        d,
+        "--cic-device",
+        "kettle",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("no such device"),
+        "{}",
+        text(&o.stderr)
+    );
+    // A CSV cell that does not parse names its file, line and column; exit 2.
+    let bad = dir.join("plug").join("plugLANON_1.csv");
+    let mut text_in = std::fs::read_to_string(&bad).unwrap();
+    text_in = text_in.replacen(",556,", ",5x6,", 1);
+    std::fs::write(&bad, text_in).unwrap();
+    let o = hush(&["inspect", "--strict", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("plugLANON_1.csv:2") && err.contains("ethernet_frame_size (column 4)"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

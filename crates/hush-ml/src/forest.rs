@@ -342,6 +342,42 @@ impl RandomForest {
         p
     }
 
+    /// The leaf each tree puts `row` in (an index into that tree's nodes): k-fingerprinting's
+    /// fingerprint of an example (Hayes and Danezis 2016), scikit-learn's `apply`.
+    pub fn apply_row(&self, row: &[f32]) -> Vec<u32> {
+        self.trees
+            .iter()
+            .map(|t| {
+                let mut i = 0usize;
+                loop {
+                    let node = t.nodes[i];
+                    if node.feature < 0 {
+                        break i as u32;
+                    }
+                    i = if row[node.feature as usize] <= node.threshold {
+                        node.left as usize
+                    } else {
+                        node.right as usize
+                    };
+                }
+            })
+            .collect()
+    }
+
+    /// [`RandomForest::apply_row`] for every row: `rows × trees` leaf indices, row-major.
+    pub fn apply(&self, x: &Matrix) -> Result<Vec<u32>, MlError> {
+        self.check(x)?;
+        Ok((0..x.rows())
+            .into_par_iter()
+            .flat_map_iter(|i| self.apply_row(x.row(i)))
+            .collect())
+    }
+
+    /// Trees.
+    pub fn n_trees(&self) -> usize {
+        self.trees.len()
+    }
+
     /// Probabilities for every row.
     pub fn predict_proba(&self, x: &Matrix) -> Result<Vec<Vec<f32>>, MlError> {
         self.check(x)?;

@@ -5,7 +5,8 @@
 //!   validated: no empty data, no NaN), [`Standardizer`];
 //! - [`forest`]: [`RandomForest`] (Gini CART, bootstrap, feature subsampling, probabilities,
 //!   importances, parallel and seeded fit);
-//! - [`knn`]: [`Knn`], k nearest neighbours;
+//! - [`knn`]: [`Knn`], k nearest neighbours, and [`LeafKnn`], k-fingerprinting's neighbours in
+//!   a forest's leaves (Hamming distance);
 //! - [`model`]: [`ModelFile`], the one versioned file format, which knows the feature set a
 //!   model was trained on.
 //!
@@ -35,8 +36,8 @@ use std::path::Path;
 
 pub use data::{Dataset, Matrix, Standardizer};
 pub use forest::{ForestParams, MaxFeatures, RandomForest};
-pub use knn::Knn;
-pub use model::{Model, ModelFile, ModelHeader};
+pub use knn::{Knn, LeafKnn};
+pub use model::{EnsembleMember, Model, ModelFile, ModelHeader};
 
 /// Errors of the learning substrate.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

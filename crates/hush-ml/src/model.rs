@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::MlError;
 use crate::forest::RandomForest;
-use crate::knn::Knn;
+use crate::knn::{Knn, LeafKnn};
 
 /// The format's name in every file.
 pub const FORMAT: &str = "hush-model";
@@ -40,9 +40,31 @@ pub enum Model {
     RandomForest(RandomForest),
     /// A kNN classifier.
     Knn(Knn),
+    /// k-fingerprinting's k nearest neighbours over a forest's leaves.
+    LeafKnn(LeafKnn),
+    /// Several models, each reading its own columns, whose class probabilities are combined.
+    Ensemble {
+        /// The members, in column order.
+        members: Vec<EnsembleMember>,
+    },
     /// A neural network.
     #[cfg(feature = "neural")]
     Neural(crate::neural::NeuralModel),
+}
+
+/// One model of an [`Model::Ensemble`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnsembleMember {
+    /// The feature set (attack) this member was trained on.
+    pub feature_set: String,
+    /// The first column of the ensemble's rows this member reads...
+    pub first_column: usize,
+    /// ...and how many.
+    pub columns: usize,
+    /// Its weight in the vote.
+    pub weight: f32,
+    /// The model.
+    pub model: Model,
 }
 
 /// A model with its header.

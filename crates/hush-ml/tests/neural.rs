@@ -183,6 +183,126 @@ fn gru_learns_both_ways() {
     );
 }
 
+/// Deep Fingerprinting's shape at a small size: two blocks of two convolutions with batch
+/// normalisation, ELU then ReLU, strided "same" pooling and dropout; dense with batch
+/// normalisation.
+fn small_df() -> Architecture {
+    Architecture::Df {
+        filters: vec![8, 16],
+        kernel: 3,
+        pool: 4,
+        pool_stride: 2,
+        block_dropout: 0.1,
+        dense: vec![32, 16],
+        dense_dropout: vec![0.3, 0.2],
+    }
+}
+
+#[test]
+fn df_learns_with_adamax() {
+    let (tr, va, te) = (task(240, 1), task(90, 2), task(150, 3));
+    let cfg = TrainConfig {
+        optimizer: Optimizer::Adamax,
+        learning_rate: 0.002,
+        ..quick(12)
+    };
+    let model = train(&small_df(), &tr, &va, &cfg, &mut |_| {}).unwrap();
+    let acc = accuracy(&model, &te);
+    assert!(acc > 0.8, "test accuracy {acc} (chance 0.33)");
+    // Prediction uses the running statistics, not the batch's: a window scores the same alone
+    // as among others.
+    let all = model.predict_proba(&te).unwrap();
+    for i in [0, 7, 100] {
+        let one = model.predict_proba(&te.select(&[i])).unwrap();
+        for (a, b) in one[0].iter().zip(&all[i]) {
+            assert!(
+                (a - b).abs() < 1e-5,
+                "window {i}: {a} alone, {b} in a batch"
+            );
+        }
+    }
+}
+
+#[test]
+fn published_df_trains_on_directions() {
+    // Directions of 96 packets: class 0 sends first, class 1 receives first, class 2
+    // alternates; a tenth of the directions flipped at random.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+    let steps = 96;
+    let mut make = |n: usize| {
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let c = (i % 3) as u32;
+            for t in 0..steps {
+                let d = match c {
+                    0 => t < steps / 2,
+                    1 => t >= steps / 2,
+                    _ => t % 2 == 0,
+                };
+                let d = d != (rng.random::<f32>() < 0.1);
+                x.push(if d { 1.0 } else { -1.0 });
+            }
+            y.push(c);
+        }
+        SeqData {
+            x,
+            n,
+            steps,
+            features: 1,
+            extra: vec![],
+            extra_dim: 0,
+            y,
+            n_classes: 3,
+        }
+    };
+    let (tr, va, te) = (make(150), make(30), make(60));
+    let cfg = TrainConfig {
+        epochs: 6,
+        batch_size: 32,
+        seed: 1,
+        ..TrainConfig::df()
+    };
+    let model = train(&Architecture::df(), &tr, &va, &cfg, &mut |_| {}).unwrap();
+    let acc = accuracy(&model, &te);
+    assert!(acc > 0.9, "test accuracy {acc} (chance 0.33)");
+}
+
+#[test]
+fn df_refuses_bad_shapes() {
+    let (tr, va) = (task(30, 1), task(9, 2));
+    let bad = |arch: Architecture| {
+        matches!(
+            train(&arch, &tr, &va, &quick(1), &mut |_| {}),
+            Err(MlError::Param(_))
+        )
+    };
+    let with = |f: &dyn Fn(&mut Architecture)| {
+        let mut a = small_df();
+        f(&mut a);
+        a
+    };
+    assert!(bad(with(
+        &|a| if let Architecture::Df { filters, .. } = a {
+            filters.clear()
+        }
+    )));
+    assert!(bad(with(
+        &|a| if let Architecture::Df { pool_stride, .. } = a {
+            *pool_stride = 0
+        }
+    )));
+    assert!(bad(with(
+        &|a| if let Architecture::Df { dense_dropout, .. } = a {
+            dense_dropout.pop();
+        }
+    )));
+    assert!(bad(with(
+        &|a| if let Architecture::Df { block_dropout, .. } = a {
+            *block_dropout = 1.0
+        }
+    )));
+}
+
 #[test]
 fn nadam_learns() {
     let (tr, va) = (task(240, 1), task(90, 2));
@@ -274,6 +394,10 @@ fn same_seed_same_weights_different_seed_different() {
     let e = train(&cnn, &tr, &va, &quick(2), &mut |_| {}).unwrap();
     let f = train(&cnn, &tr, &va, &quick(2), &mut |_| {}).unwrap();
     assert_eq!(e.weights, f.weights);
+    // DF: batch normalisation's running statistics are part of the bytes.
+    let g = train(&small_df(), &tr, &va, &quick(2), &mut |_| {}).unwrap();
+    let h = pool.install(|| train(&small_df(), &tr, &va, &quick(2), &mut |_| {}).unwrap());
+    assert_eq!(g.weights, h.weights);
 }
 
 /// Labels that have nothing to do with the windows: the validation loss stops improving, so
@@ -341,6 +465,7 @@ fn model_file_round_trip_predicts_the_same() {
             dense: 4,
             dropout: 0.0,
         },
+        small_df(),
     ] {
         let model = train(&arch, &tr, &va, &quick(1), &mut |_| {}).unwrap();
         let file = ModelFile {

@@ -739,7 +739,7 @@ where
 
 /// Decimal seconds to nanoseconds, exactly for up to 9 decimals (more are truncated). Falls back
 /// to floating point for exponent notation.
-fn parse_seconds_ns(s: &str) -> Option<i64> {
+pub(crate) fn parse_seconds_ns(s: &str) -> Option<i64> {
     let (negative, digits) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
@@ -846,7 +846,7 @@ fn parse_protocols(cell: &str) -> Proto {
 
 /// Flags for a row without a protocol column, set the way the pcap decoder sets them from the
 /// same facts (no payload bytes are available, so TLS and HTTP come from ports alone).
-fn derive_proto(p: &Packet, ip_version: Option<u8>) -> Proto {
+pub(crate) fn derive_proto(p: &Packet, ip_version: Option<u8>) -> Proto {
     let mut proto = match ip_version {
         Some(4) => Proto::IPV4,
         Some(6) => Proto::IPV6,

@@ -6,6 +6,8 @@
 //! - [`read_trace`] / [`PacketStream`]: pcap (any byte order, µs/ns, "modified"), pcapng (many
 //!   interfaces, per-interface link type and timestamp resolution) and per-packet CSV, detected by
 //!   magic bytes; Ethernet, Linux SLL/SLL2, raw IP, BSD loopback and 802.11 (+radiotap) frames.
+//!   CSV in the CIC IoT Dataset 2022's per-packet layout is recognised by its header
+//!   ([`cic`], which also loads that dataset's Interactions experiment per device).
 //! - [`Trace`]: packets sorted by time, an endpoint table, and a [`ReadReport`] of anomalies
 //!   (backwards timestamps, truncated records, skipped link types).
 //!
@@ -17,6 +19,7 @@
 //! ```
 
 pub mod capture;
+pub mod cic;
 pub mod csv;
 pub mod data;
 pub mod dataset;

@@ -1,7 +1,7 @@
 //! Opening traces: format detection by magic bytes, streaming packets, whole-trace loading.
 
 use std::fs::File;
-use std::io::{BufReader, Cursor, Read};
+use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::Path;
 
 use crate::capture::{FrameReader, sniff_format};
@@ -175,7 +175,22 @@ pub fn read_from(mut src: impl Read, name: &str, opts: ReadOptions) -> Result<Tr
         Some(Format::Pcap | Format::Pcapng) => PacketStream::new(src)
             .map_err(|e| e.in_file(name))?
             .into_trace(name, opts),
-        _ if looks_like_text(head) => crate::csv::read_csv(src, name, opts),
+        _ if looks_like_text(head) => {
+            // The header line tells hush's CSV forms from CIC IoT 2022's per-packet CSV.
+            let mut src = src;
+            let mut first = Vec::new();
+            (&mut src)
+                .take(crate::csv::MAX_LINE_BYTES as u64)
+                .read_until(b'\n', &mut first)
+                .map_err(|e| TraceError::from(e).in_file(name))?;
+            let cic = std::str::from_utf8(&first).is_ok_and(crate::cic::is_cic_header);
+            let src = BufReader::new(Cursor::new(first).chain(src));
+            if cic {
+                crate::cic::read_cic(src, name, opts)
+            } else {
+                crate::csv::read_csv(src, name, opts)
+            }
+        }
         _ => Err(TraceError::new(ErrorKind::UnknownFormat(
             head.iter()
                 .map(|b| format!("{b:02x}"))

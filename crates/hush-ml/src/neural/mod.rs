@@ -5,10 +5,11 @@
 //!
 //! - [`SeqData`]: `n` windows of `steps × features` values, optional per-window scalars fed
 //!   after the recurrent or convolutional part, labels;
-//! - [`Architecture`]: MLP, 1-D CNN, BiLSTM (M_seq), LSTM, GRU, 2-D CNN, each ending in
-//!   `[features, extra scalars] → dense → dropout → classes`;
-//! - [`TrainConfig`]: Adam or [`Nadam`], batches, early stopping on validation loss (best weights
-//!   kept), reduce-LR-on-plateau; defaults are M_seq's;
+//! - [`Architecture`]: MLP, 1-D CNN, Deep Fingerprinting's CNN (convolution blocks with batch
+//!   normalisation, ELU/ReLU, strided max pooling and dropout), BiLSTM (M_seq), LSTM, GRU, 2-D
+//!   CNN, each ending in `[features, extra scalars] → dense → dropout → classes`;
+//! - [`TrainConfig`]: Adam, [`Nadam`] or [`Adamax`], batches, early stopping on validation loss
+//!   (best weights kept), reduce-LR-on-plateau; defaults are M_seq's;
 //! - [`NeuralModel`]: the architecture, shapes, the standardiser fitted on the training data,
 //!   and the weights as burn record bytes (burnpack), base64 in the JSON model file.
 //!
@@ -48,7 +49,7 @@ mod train;
 use serde::{Deserialize, Serialize};
 
 pub use data::{SeqData, SeqStandardizer};
-pub use optim::Nadam;
+pub use optim::{Adamax, Nadam};
 pub use train::train;
 
 use crate::MlError;
@@ -116,6 +117,33 @@ pub enum Architecture {
         /// Dropout before the output layer.
         dropout: f32,
     },
+    /// Deep Fingerprinting's 1-D CNN (Sirinam, Imani, Juarez and Wright, "Deep Fingerprinting:
+    /// Undermining Website Fingerprinting Defenses with Deep Learning", CCS 2018): blocks of two
+    /// convolutions over time (features as channels), each `kernel` long with "same" padding and
+    /// followed by batch normalisation and an activation (ELU in the first block, ReLU in the
+    /// others), then max pooling `pool` wide with stride `pool_stride` ("same" padding) and
+    /// dropout; flattened, the extra scalars appended; dense layers each followed by batch
+    /// normalisation, ReLU and their dropout; softmax. [`Architecture::df`] is the published
+    /// network. Batch normalisation uses Keras' defaults, which DF trained with (ε 1e-3, running
+    /// statistics with momentum 0.99), except that for the first 100 steps the running
+    /// statistics are the plain mean of the batches seen (Keras would still weigh its initial
+    /// 0 and 1 by 0.99^steps, a third after 100 steps, which small data sets never outgrow).
+    Df {
+        /// Filters of each block's two convolutions (DF: 32, 64, 128, 256).
+        filters: Vec<usize>,
+        /// Convolution length (DF: 8).
+        kernel: usize,
+        /// Max-pooling window (DF: 8).
+        pool: usize,
+        /// Max-pooling stride (DF: 4).
+        pool_stride: usize,
+        /// Dropout after each block (DF: 0.1).
+        block_dropout: f32,
+        /// Widths of the dense layers (DF: 512, 512).
+        dense: Vec<usize>,
+        /// Dropout after each dense layer (DF: 0.7, 0.5).
+        dense_dropout: Vec<f32>,
+    },
     /// 2-D convolutions over the window as `in_channels` images stacked along the steps (each
     /// `steps / in_channels × features`; one image when `in_channels` is 1): each
     /// `kernel × kernel`, "same" padding, ReLU, 2×2 max pooling (1 along a side already 1);
@@ -152,10 +180,26 @@ impl Architecture {
         }
     }
 
-    /// Width of the dense layer of the head (0: none; the MLP's hidden layers are its own).
+    /// Deep Fingerprinting's network as published (Sirinam et al., CCS 2018, and its code):
+    /// four blocks of 32, 64, 128 and 256 filters of 8, max pooling 8 with stride 4, dropout 0.1
+    /// after each block; Dense(512) → dropout 0.7 → Dense(512) → dropout 0.5 → softmax.
+    pub fn df() -> Architecture {
+        Architecture::Df {
+            filters: vec![32, 64, 128, 256],
+            kernel: 8,
+            pool: 8,
+            pool_stride: 4,
+            block_dropout: 0.1,
+            dense: vec![512, 512],
+            dense_dropout: vec![0.7, 0.5],
+        }
+    }
+
+    /// Width of the dense layer of the head (0: none; the MLP's hidden layers and DF's dense
+    /// layers are their own).
     fn dense(&self) -> usize {
         match self {
-            Architecture::Mlp { .. } => 0,
+            Architecture::Mlp { .. } | Architecture::Df { .. } => 0,
             Architecture::Cnn1d { dense, .. }
             | Architecture::BiLstm { dense, .. }
             | Architecture::Lstm { dense, .. }
@@ -164,8 +208,10 @@ impl Architecture {
         }
     }
 
-    fn dropout(&self) -> f32 {
+    /// The dropout of the head (the MLP's after each layer); DF's are per layer.
+    pub(crate) fn dropout(&self) -> f32 {
         match self {
+            Architecture::Df { .. } => 0.0,
             Architecture::Mlp { dropout, .. }
             | Architecture::Cnn1d { dropout, .. }
             | Architecture::BiLstm { dropout, .. }
@@ -184,6 +230,39 @@ impl Architecture {
         }
         let bad = |what: &str| Err(MlError::Param(format!("{what} must be at least 1")));
         match self {
+            Architecture::Df {
+                filters,
+                kernel,
+                pool,
+                pool_stride,
+                block_dropout,
+                dense,
+                dense_dropout,
+            } => {
+                if let Some(p) = dense_dropout
+                    .iter()
+                    .chain([block_dropout])
+                    .find(|p| !(0.0..1.0).contains(*p))
+                {
+                    return Err(MlError::Param(format!("dropout {p} is not in [0, 1)")));
+                }
+                if dense.len() != dense_dropout.len() {
+                    return Err(MlError::Param(format!(
+                        "{} dense layers but {} dropout rates",
+                        dense.len(),
+                        dense_dropout.len()
+                    )));
+                }
+                if filters.is_empty() || filters.contains(&0) {
+                    bad("there must be blocks and every filter count")
+                } else if dense.contains(&0) {
+                    bad("every dense width")
+                } else if *kernel == 0 || *pool == 0 || *pool_stride == 0 {
+                    bad("the kernel, the pool and its stride")
+                } else {
+                    Ok(())
+                }
+            }
             Architecture::Mlp { hidden, .. } if hidden.contains(&0) => bad("every hidden width"),
             Architecture::Cnn2d { in_channels: 0, .. } => bad("in_channels"),
             Architecture::Cnn1d {
@@ -224,6 +303,8 @@ pub enum Optimizer {
     Adam,
     /// Adam with Nesterov momentum ([`Nadam`]; β 0.9, 0.999; ε 1e-7).
     Nadam,
+    /// Adam with the infinity norm ([`Adamax`]; β 0.9, 0.999; ε 1e-8), Deep Fingerprinting's.
+    Adamax,
 }
 
 /// Reduce the learning rate when the validation loss stops improving (Keras'
@@ -280,6 +361,26 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Deep Fingerprinting's training (Sirinam et al., CCS 2018): Adamax at 0.002 (β 0.9, 0.999,
+    /// ε 1e-8), batches of 128, 30 epochs, no early stopping and no learning-rate schedule. The
+    /// weights kept are still the epoch with the lowest validation loss.
+    pub fn df() -> TrainConfig {
+        TrainConfig {
+            epochs: 30,
+            batch_size: 128,
+            learning_rate: 0.002,
+            optimizer: Optimizer::Adamax,
+            early_stopping_patience: 0,
+            reduce_lr: ReduceLr {
+                factor: 1.0,
+                patience: 1,
+                min_lr: 0.0,
+                cooldown: 0,
+            },
+            seed: 0,
+        }
+    }
+
     /// Check the numbers.
     pub fn validate(&self) -> Result<(), MlError> {
         if self.epochs == 0 || self.batch_size == 0 {

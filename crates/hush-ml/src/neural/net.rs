@@ -6,8 +6,10 @@
 
 use burn::module::{Module, Param, ParamId};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
-use burn::tensor::module::{conv1d, conv2d, linear, max_pool1d, max_pool2d};
+use burn::tensor::activation::{elu, relu};
+use burn::tensor::module::{
+    batch_norm, batch_norm_train, conv1d, conv2d, linear, max_pool1d, max_pool2d,
+};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -54,6 +56,19 @@ impl Spec {
                     .last()
                     .map_or(self.features * self.steps, |c| c * len)
             }
+            Architecture::Df {
+                filters,
+                pool_stride,
+                ..
+            } => {
+                let mut len = self.steps;
+                for _ in filters {
+                    len = len.div_ceil(*pool_stride);
+                }
+                filters
+                    .last()
+                    .map_or(self.features * self.steps, |c| c * len)
+            }
             Architecture::Cnn2d {
                 channels,
                 in_channels,
@@ -92,6 +107,75 @@ pub(crate) struct Conv1 {
     pub b: Param<Tensor<1>>,
 }
 
+/// Batch normalisation of `n` channels: scale and shift (learnt), and the running mean and
+/// variance used when predicting (updated after each training step, not learnt).
+#[derive(Module, Debug)]
+pub(crate) struct Norm {
+    pub gamma: Param<Tensor<1>>,
+    pub beta: Param<Tensor<1>>,
+    pub mean: Param<Tensor<1>>,
+    pub var: Param<Tensor<1>>,
+}
+
+/// Batch normalisation's ε (Keras' default, which DF used).
+pub(crate) const NORM_EPSILON: f64 = 1e-3;
+/// Weight of the running statistics' past (Keras' momentum 0.99).
+pub(crate) const NORM_MOMENTUM: f64 = 0.99;
+
+/// What the forward pass needs to know about training.
+pub(crate) struct Mode<'a> {
+    /// Batch statistics (training) or running ones (prediction) in batch normalisation.
+    pub train: bool,
+    /// A dropout mask (values 0 or 1/(1−p)) for a shape and rate `p`, `None` for no dropout.
+    pub dropout: &'a mut dyn FnMut([usize; 2], f32) -> Option<Tensor<2>>,
+    /// Each batch normalisation's batch mean and variance, in layer order (training only).
+    pub stats: Vec<(Tensor<1>, Tensor<1>)>,
+}
+
+impl Mode<'_> {
+    fn drop(&mut self, h: Tensor<2>, p: f32) -> Tensor<2> {
+        if p <= 0.0 {
+            return h;
+        }
+        match (self.dropout)(h.dims(), p) {
+            Some(mask) => h * mask,
+            None => h,
+        }
+    }
+
+    fn drop3(&mut self, h: Tensor<3>, p: f32) -> Tensor<3> {
+        let [b, c, l] = h.dims();
+        self.drop(h.reshape([b, c * l]), p).reshape([b, c, l])
+    }
+
+    fn norm<const D: usize>(&mut self, h: Tensor<D>, n: &Norm) -> Tensor<D> {
+        if self.train {
+            let r = batch_norm_train(h, n.gamma.val(), n.beta.val(), NORM_EPSILON);
+            self.stats.push((r.mean.detach(), r.variance.detach()));
+            r.output
+        } else {
+            batch_norm(
+                h,
+                n.gamma.val(),
+                n.beta.val(),
+                n.mean.val(),
+                n.var.val(),
+                NORM_EPSILON,
+            )
+        }
+    }
+}
+
+/// Max pooling with Keras' "same" padding: `ceil(len / stride)` outputs, the padding (never
+/// chosen: it is −∞) split with the extra one at the end.
+fn same_pool(len: usize, pool: usize, stride: usize) -> MaxPoolOptions<1> {
+    let out = len.div_ceil(stride);
+    let total = ((out.saturating_sub(1)) * stride + pool).saturating_sub(len);
+    MaxPoolOptions::new([pool])
+        .with_stride([stride])
+        .with_padding_pairs([(total / 2, total - total / 2)])
+}
+
 /// A 2-D convolution: `w` is `out × in × kernel × kernel`.
 #[derive(Module, Debug)]
 pub(crate) struct Conv2 {
@@ -121,6 +205,8 @@ pub(crate) struct Net {
     pub conv1: Vec<Conv1>,
     pub conv2: Vec<Conv2>,
     pub rnn: Vec<RecLayer>,
+    /// Batch normalisations, in layer order (DF).
+    pub norm: Vec<Norm>,
     /// The dense layer of the head (none when `dense` is 0).
     pub dense: Vec<Dense>,
     pub out: Dense,
@@ -185,6 +271,16 @@ impl Maker<'_> {
         m
     }
 
+    /// Batch normalisation of `n` channels: γ 1, β 0, running mean 0 and variance 1.
+    fn norm(&mut self, n: usize) -> Norm {
+        Norm {
+            gamma: self.param(vec![1.0; n], [n]),
+            beta: self.param(vec![0.0; n], [n]),
+            mean: self.param(vec![0.0; n], [n]).set_require_grad(false),
+            var: self.param(vec![1.0; n], [n]).set_require_grad(false),
+        }
+    }
+
     fn dense(&mut self, d_in: usize, d_out: usize) -> Dense {
         let w = self.glorot(d_in * d_out, d_in, d_out);
         Dense {
@@ -204,6 +300,7 @@ impl Net {
         };
         let (mut mlp, mut conv1, mut conv2, mut rnn, mut dense) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut norm = Vec::new();
         let (steps, features, extra) = (spec.steps, spec.features, spec.extra_dim);
         let head_in = match &spec.arch {
             Architecture::Mlp { hidden, .. } => {
@@ -227,6 +324,32 @@ impl Net {
                     c_in = c;
                 }
                 spec.conv_out() + extra
+            }
+            Architecture::Df {
+                filters,
+                kernel,
+                dense: widths,
+                ..
+            } => {
+                let mut c_in = features;
+                for &f in filters {
+                    for _ in 0..2 {
+                        let w = mk.glorot(f * c_in * kernel, c_in * kernel, f * kernel);
+                        conv1.push(Conv1 {
+                            w: mk.param(w, [f, c_in, *kernel]),
+                            b: mk.param(vec![0.0; f], [f]),
+                        });
+                        norm.push(mk.norm(f));
+                        c_in = f;
+                    }
+                }
+                let mut d = spec.conv_out() + extra;
+                for &w in widths {
+                    mlp.push(mk.dense(d, w));
+                    norm.push(mk.norm(w));
+                    d = w;
+                }
+                d
             }
             Architecture::Cnn2d {
                 channels,
@@ -285,6 +408,7 @@ impl Net {
             conv1,
             conv2,
             rnn,
+            norm,
             dense,
             out,
         }
@@ -333,24 +457,21 @@ impl Net {
     ///
     /// `x` is the batch's standardised windows (`B × steps × features`) for the MLP and CNNs;
     /// `rec` the recurrent stack's result (`B × dirs·hidden`) for the recurrent ones; `extra`
-    /// the standardised scalars. `dropout` gives a mask (values 0 or 1/(1−p)) for a shape when
-    /// training, `None` when predicting.
+    /// the standardised scalars. `mode` says whether the network trains (dropout masks, batch
+    /// statistics, which it collects) or predicts.
     pub(crate) fn forward(
         &self,
         spec: &Spec,
         x: Option<Tensor<3>>,
         rec: Option<Tensor<2>>,
         extra: Option<Tensor<2>>,
-        dropout: &mut dyn FnMut([usize; 2]) -> Option<Tensor<2>>,
+        mode: &mut Mode<'_>,
     ) -> Tensor<2> {
         let with_extra = |h: Tensor<2>| match &extra {
             Some(e) => Tensor::cat(vec![h, e.clone()], 1),
             None => h,
         };
-        let mut drop = |h: Tensor<2>| match dropout(h.dims()) {
-            Some(mask) => h * mask,
-            None => h,
-        };
+        let p = spec.arch.dropout();
         let head_tanh = matches!(
             spec.arch,
             Architecture::BiLstm { .. } | Architecture::Lstm { .. } | Architecture::Gru { .. }
@@ -361,7 +482,44 @@ impl Net {
                 let [b, t, f] = x.dims();
                 let mut h = with_extra(x.reshape([b, t * f]));
                 for l in &self.mlp {
-                    h = drop(relu(linear(h, l.w.val(), Some(l.b.val()))));
+                    h = mode.drop(relu(linear(h, l.w.val(), Some(l.b.val()))), p);
+                }
+                h
+            }
+            Architecture::Df {
+                kernel,
+                pool,
+                pool_stride,
+                block_dropout,
+                dense_dropout,
+                ..
+            } => {
+                let x = x.unwrap_or_else(|| panic!("bug: DF needs its input"));
+                let mut h = x.swap_dims(1, 2);
+                let opts =
+                    ConvOptions::new_with_padding([1], [((kernel - 1) / 2, kernel / 2)], [1], 1);
+                let mut norms = self.norm.iter();
+                let mut next_norm = || {
+                    norms
+                        .next()
+                        .unwrap_or_else(|| panic!("bug: DF has fewer normalisations than layers"))
+                };
+                for (block, pair) in self.conv1.chunks(2).enumerate() {
+                    for c in pair {
+                        h = conv1d(h, c.w.val(), Some(c.b.val()), opts.clone());
+                        h = mode.norm(h, next_norm());
+                        h = if block == 0 { elu(h, 1.0) } else { relu(h) };
+                    }
+                    let len = h.dims()[2];
+                    h = max_pool1d(h, same_pool(len, *pool, *pool_stride));
+                    h = mode.drop3(h, *block_dropout);
+                }
+                let [b, c, l] = h.dims();
+                let mut h = with_extra(h.reshape([b, c * l]));
+                for (layer, &q) in self.mlp.iter().zip(dense_dropout) {
+                    h = linear(h, layer.w.val(), Some(layer.b.val()));
+                    h = relu(mode.norm(h, next_norm()));
+                    h = mode.drop(h, q);
                 }
                 h
             }
@@ -407,8 +565,11 @@ impl Net {
             let z = linear(h, l.w.val(), Some(l.b.val()));
             h = if head_tanh { z.tanh() } else { relu(z) };
         }
-        if !matches!(spec.arch, Architecture::Mlp { .. }) {
-            h = drop(h);
+        if !matches!(
+            spec.arch,
+            Architecture::Mlp { .. } | Architecture::Df { .. }
+        ) {
+            h = mode.drop(h, p);
         }
         linear(h, self.out.w.val(), Some(self.out.b.val()))
     }

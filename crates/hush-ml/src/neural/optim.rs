@@ -1,7 +1,9 @@
-//! Nadam (Adam with Nesterov momentum, Dozat 2016) as a burn [`Optimizer`]: burn 0.22 has Adam,
-//! AdamW, Adan and others, but not Nadam, which iPET's models were trained with.
+//! Nadam (Adam with Nesterov momentum, Dozat 2016) and Adamax (Kingma and Ba 2015, §7.1) as burn
+//! [`Optimizer`]s: burn 0.22 has Adam, AdamW, Adan and others, but neither Nadam, which iPET's
+//! models were trained with, nor Adamax, which Deep Fingerprinting's were.
 //!
-//! The update is Keras' and PyTorch's, momentum schedule included:
+//! Nadam's update is Keras' and PyTorch's, momentum schedule included:
+//!
 //!
 //! ```text
 //! μ_t   = β1 (1 − ½·0.96^(0.004 t)),      Π_t = μ_1 ⋯ μ_t
@@ -93,6 +95,66 @@ impl Optimizer for Nadam {
     }
 }
 
+/// The Adamax optimizer (Adam with the infinity norm), as Keras 2 and PyTorch define it:
+///
+/// ```text
+/// m_t = β1 m + (1 − β1) g,        u_t = max(β2 u, |g|)
+/// θ  −= lr / (1 − β1^t) · m_t / (u_t + ε)
+/// ```
+///
+/// Wrap it in a [`burn::optim::ModuleOptimizer`] (`Adamax::new(..).into()`).
+#[derive(Clone, Copy, Debug)]
+pub struct Adamax {
+    beta_1: f64,
+    beta_2: f64,
+    epsilon: f64,
+}
+
+impl Adamax {
+    /// Adamax with these decays and ε (Deep Fingerprinting: 0.9, 0.999, 1e-8).
+    pub fn new(beta_1: f64, beta_2: f64, epsilon: f64) -> Adamax {
+        Adamax {
+            beta_1,
+            beta_2,
+            epsilon,
+        }
+    }
+}
+
+impl Optimizer for Adamax {
+    type State<const D: usize> = AdamState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let (b1, b2) = (self.beta_1, self.beta_2);
+        let (t, m, u) = match state {
+            Some(s) => {
+                let m = s.momentum.moment_1.mul_scalar(b1) + grad.clone().mul_scalar(1.0 - b1);
+                let u = s.momentum.moment_2.mul_scalar(b2).max_pair(grad.abs());
+                (s.momentum.time + 1, m, u)
+            }
+            None => (1, grad.clone().mul_scalar(1.0 - b1), grad.abs()),
+        };
+        let step = lr / (1.0 - b1.powi(t as i32));
+        let update = m
+            .clone()
+            .div(u.clone().add_scalar(self.epsilon))
+            .mul_scalar(step);
+        let state = AdamState::new(AdaptiveMomentumState::new(t, m, u));
+        (tensor - update, Some(state))
+    }
+
+    fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {
+        state.momentum = state.momentum.to_device(device);
+        state
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +177,39 @@ mod tests {
             out.push(theta);
         }
         out
+    }
+
+    /// Keras' Adamax, in f64, on one scalar.
+    fn adamax_reference(grads: &[f64], lr: f64) -> Vec<f64> {
+        let (b1, b2, eps) = (0.9, 0.999, 1e-8);
+        let (mut theta, mut m, mut u) = (1.0f64, 0.0, 0.0f64);
+        let mut out = Vec::new();
+        for (i, &g) in grads.iter().enumerate() {
+            let t = (i + 1) as i32;
+            m = b1 * m + (1.0 - b1) * g;
+            u = (b2 * u).max(g.abs());
+            theta -= lr / (1.0 - b1.powi(t)) * m / (u + eps);
+            out.push(theta);
+        }
+        out
+    }
+
+    #[test]
+    fn adamax_matches_keras() {
+        let device = Device::flex();
+        let grads = [0.5, -0.2, 0.3, 0.05, -1.0, 0.7, 0.0];
+        let want = adamax_reference(&grads, 0.002);
+        let opt = Adamax::new(0.9, 0.999, 1e-8);
+        let mut theta = Tensor::<1>::from_data(TensorData::new(vec![1.0f32], [1]), &device);
+        let mut state = None;
+        for (g, w) in grads.iter().zip(&want) {
+            let grad = Tensor::<1>::from_data(TensorData::new(vec![*g as f32], [1]), &device);
+            let (next, s) = opt.step(0.002, theta, grad, state);
+            theta = next;
+            state = s;
+            let got = theta.clone().into_data().try_into_vec::<f32>().unwrap()[0];
+            assert!((f64::from(got) - w).abs() < 1e-6, "{got} vs {w}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
@@ -11,10 +11,11 @@ use burn::tensor::activation::{log_softmax, softmax};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
-use super::net::{Net, Spec};
+use super::net::{Mode, NORM_MOMENTUM, Net, Spec};
 use super::rnn::Stack;
 use super::{
-    Architecture, EpochReport, Nadam, NeuralModel, Optimizer, SeqData, SeqStandardizer, TrainConfig,
+    Adamax, Architecture, EpochReport, Nadam, NeuralModel, Optimizer, SeqData, SeqStandardizer,
+    TrainConfig,
 };
 use crate::MlError;
 
@@ -88,6 +89,7 @@ pub fn train(
     let mut optim: ModuleOptimizer = match cfg.optimizer {
         Optimizer::Adam => AdamConfig::new().with_epsilon(1e-7).init(),
         Optimizer::Nadam => Nadam::new(0.9, 0.999, 1e-7).into(),
+        Optimizer::Adamax => Adamax::new(0.9, 0.999, 1e-8).into(),
     };
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
     let mut lr = cfg.learning_rate;
@@ -95,6 +97,7 @@ pub fn train(
     let (mut es_wait, mut rl_best, mut rl_wait, mut cooldown) = (0, f32::INFINITY, 0, 0);
     let mut epochs_run = 0;
     let mut order: Vec<usize> = (0..train.n).collect();
+    let mut steps = 0usize;
     for epoch in 1..=cfg.epochs {
         let t0 = Instant::now();
         epochs_run = epoch;
@@ -105,8 +108,9 @@ pub fn train(
         }
         let mut loss_sum = 0f64;
         for batch in order.chunks(cfg.batch_size) {
+            steps += 1;
             let (loss, next) = step(
-                &spec, net, &mut optim, lr, batch, &tx, &te, &train.y, &mut rng, &device,
+                &spec, net, &mut optim, lr, batch, &tx, &te, &train.y, &mut rng, &device, steps,
             );
             net = next;
             loss_sum += f64::from(loss) * batch.len() as f64;
@@ -247,14 +251,14 @@ fn step(
     y: &[u32],
     rng: &mut Xoshiro256PlusPlus,
     device: &Device,
+    step_number: usize,
 ) -> (f32, Net) {
     let rows = batch.len();
     let xb = gather(batch, tx, spec.steps * spec.features);
     let eb = gather(batch, te, spec.extra_dim);
     let stack = net.stack(spec);
     let (inp, fwd) = inputs(spec, stack.as_ref(), &xb, eb, rows, true, device);
-    let p = spec.arch.dropout();
-    let mut dropout = |shape: [usize; 2]| -> Option<Tensor<2>> {
+    let mut dropout = |shape: [usize; 2], p: f32| -> Option<Tensor<2>> {
         if p <= 0.0 {
             return None;
         }
@@ -271,7 +275,13 @@ fn step(
         Some(tensor2(mask, shape, device))
     };
     let rec = inp.rec.clone();
-    let logits = net.forward(spec, inp.x, inp.rec, inp.extra, &mut dropout);
+    let mut mode = Mode {
+        train: true,
+        dropout: &mut dropout,
+        stats: Vec::new(),
+    };
+    let logits = net.forward(spec, inp.x, inp.rec, inp.extra, &mut mode);
+    let stats = mode.stats;
     let mut onehot = vec![0f32; rows * spec.n_classes];
     for (r, &i) in batch.iter().enumerate() {
         onehot[r * spec.n_classes + y[i] as usize] = 1.0;
@@ -306,7 +316,20 @@ fn step(
             }
         }
     }
-    (loss_value, optim.step(lr, net, gp))
+    let mut net = optim.step(lr, net, gp);
+    // Batch normalisation's running statistics follow the batches: Keras' momentum 0.99, but the
+    // plain mean of the batches so far while there are fewer than 100 (the initial 0 and 1 would
+    // otherwise weigh 0.99^steps, a third after 100 steps, which a small data set never outgrows).
+    let keep = NORM_MOMENTUM.min((step_number as f64 - 1.0) / step_number as f64);
+    for (n, (mean, var)) in net.norm.iter_mut().zip(stats) {
+        let blend = |old: &Param<Tensor<1>>, new: Tensor<1>| {
+            let t = old.val().detach().mul_scalar(keep) + new.mul_scalar(1.0 - keep);
+            Param::initialized(old.id, t.detach()).set_require_grad(false)
+        };
+        n.mean = blend(&n.mean, mean);
+        n.var = blend(&n.var, var);
+    }
+    (loss_value, net)
 }
 
 /// Class probabilities of `n` standardised windows, in batches, without autodiff.
@@ -321,7 +344,12 @@ fn probabilities(spec: &Spec, net: &Net, x: &[f32], extra: &[f32], n: usize) -> 
         let xb = &x[start * w..(start + rows) * w];
         let eb = extra[start * e..(start + rows) * e].to_vec();
         let (inp, _) = inputs(spec, stack.as_ref(), xb, eb, rows, false, &device);
-        let logits = net.forward(spec, inp.x, inp.rec, inp.extra, &mut |_| None);
+        let mut mode = Mode {
+            train: false,
+            dropout: &mut |_, _| None,
+            stats: Vec::new(),
+        };
+        let logits = net.forward(spec, inp.x, inp.rec, inp.extra, &mut mode);
         out.extend(values(softmax(logits, 1)));
         start += rows;
     }
