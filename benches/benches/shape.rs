@@ -102,8 +102,11 @@ impl Case {
 }
 
 /// Both ends of one session: the shapers seal with the first, the receivers open with the second.
-static SESSIONS: LazyLock<(Session, Session)> =
-    LazyLock::new(|| Session::in_memory_pair().expect("in-memory handshake"));
+/// Sessions are not `Clone` (their keys zeroize on drop), but the in-memory pair derives the same
+/// keys every time, so each input makes a fresh pair outside the timing.
+fn sessions() -> (Session, Session) {
+    Session::in_memory_pair().expect("in-memory handshake")
+}
 
 /// What one iteration of each case puts on the wire, for `receive` and the byte counters.
 static RECORDED: LazyLock<Vec<Vec<Vec<u8>>>> = LazyLock::new(|| {
@@ -134,7 +137,7 @@ fn recorded(case: Case) -> &'static [Vec<u8>] {
 /// A fresh shaper (seed 0) with enough messages queued for [`RECORDS`] records, and its buffer.
 fn shaper_with_queue(case: Case) -> (Shaper, Vec<u8>) {
     let config = case.config();
-    let (sealer, _) = SESSIONS.0.clone().split();
+    let (sealer, _) = sessions().0.split();
     let mut shaper = Shaper::new(&config, sealer, SEED, Instant::ZERO).expect("valid config");
     if let Some(len) = case.message_bytes() {
         let message: Vec<u8> = (0..len).map(|i| i as u8).collect();
@@ -186,7 +189,7 @@ fn receive(bencher: Bencher, case: Case) {
     bencher
         .counter(ItemsCount::new(RECORDS))
         .counter(BytesCount::new(wire_bytes(case)))
-        .with_inputs(|| Receiver::new(SESSIONS.1.clone().split().1, max_message_bytes))
+        .with_inputs(|| Receiver::new(sessions().1.split().1, max_message_bytes))
         .bench_local_values(|mut receiver| {
             for r in records {
                 receiver.receive(divan::black_box(r)).expect("authentic");
@@ -207,7 +210,7 @@ fn seal_only(bencher: Bencher, case: Case) {
     bencher
         .counter(ItemsCount::new(RECORDS))
         .counter(BytesCount::new(wire_bytes(case)))
-        .with_inputs(|| (SESSIONS.0.clone().split().0, vec![0u8; 65_537]))
+        .with_inputs(|| (sessions().0.split().0, vec![0u8; 65_537]))
         .bench_local_values(|(mut sealer, mut out)| {
             for &size in &sizes {
                 let n = size - LENGTH_PREFIX_BYTES - TAG_BYTES;
@@ -224,7 +227,7 @@ fn open_only(bencher: Bencher, case: Case) {
     bencher
         .counter(ItemsCount::new(RECORDS))
         .counter(BytesCount::new(wire_bytes(case)))
-        .with_inputs(|| (SESSIONS.1.clone().split().1, vec![0u8; 65_535]))
+        .with_inputs(|| (sessions().1.split().1, vec![0u8; 65_535]))
         .bench_local_values(|(mut opener, mut out)| {
             for r in records {
                 let sealed = &r[LENGTH_PREFIX_BYTES..];

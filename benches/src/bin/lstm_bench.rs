@@ -5,7 +5,7 @@
 //! validation windows per epoch. Threads: `RAYON_NUM_THREADS` (burn's Flex backend is built
 //! without its rayon feature).
 //!
-//! usage: [ARCH=m-seq|packet-lstm] lstm_bench [windows] [steps] [features] [classes] [epochs]
+//! usage: `[ARCH=m-seq|packet-lstm] lstm_bench [windows] [steps] [features] [classes] [epochs]`
 //! Prints one JSON line per epoch.
 
 use hush_ml::neural::{Architecture, SeqData, TrainConfig, train};

@@ -10,7 +10,7 @@
 //! - GASF(i, j) = cos(φᵢ + φⱼ) = x̃ᵢx̃ⱼ − √(1−x̃ᵢ²)√(1−x̃ⱼ²), GADF(i, j) = sin(φᵢ − φⱼ) =
 //!   √(1−x̃ᵢ²)x̃ⱼ − x̃ᵢ√(1−x̃ⱼ²), with φ = arccos(x̃);
 //! - MTF: the full series quantised into `bins` quantile bins, W the first-order transition
-//!   matrix between bins (rows sum to 1), MTF(i, j) = W[q(xᵢ)][q(xⱼ)] over all time pairs, then
+//!   matrix between bins (rows sum to 1), MTF(i, j) = `W[q(xᵢ)][q(xⱼ)]` over all time pairs, then
 //!   averaged over `size × size` blocks;
 //! - RP(i, j) = |x̃ᵢ − x̃ⱼ| / 2 (unthresholded, in [0, 1]).
 

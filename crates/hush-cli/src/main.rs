@@ -1,6 +1,10 @@
 //! `hush`: measure, stop and prove the leak in IoT traffic. This binary only parses arguments and
 //! calls the hush crates.
 
+// The doc comments in this crate are clap's `--help` text, written for a terminal, where
+// `[,MIN,MAX]` means "optional" and `<dataset>` a placeholder, neither a link nor HTML.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

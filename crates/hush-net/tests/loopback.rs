@@ -144,8 +144,21 @@ fn observe_run(config: &ShapeConfig, seed: u64, bursts: bool, run: Duration) -> 
         .collect()
 }
 
+/// Record sizes: the same seed gives the same sizes, record for record, idle or busy.
 #[test]
 fn the_wire_obeys_the_schedule_whatever_the_application_does() {
+    wire_against_schedule(false);
+}
+
+/// Gaps on the wire against the schedule's distribution: they depend on the machine's clock and
+/// load, so `bench/live_timing.sh` measures them rather than the default test run.
+#[test]
+#[ignore = "wall-clock timing: bench/live_timing.sh runs it"]
+fn the_wire_keeps_the_schedules_gaps() {
+    wire_against_schedule(true);
+}
+
+fn wire_against_schedule(timing: bool) {
     let gap = Dist::uniform(0.005, 0.015);
     let config = ShapeConfig::new(ScheduleSpec::Random {
         gap_s: gap.clone(),
@@ -158,11 +171,16 @@ fn the_wire_obeys_the_schedule_whatever_the_application_does() {
         (a.join().unwrap(), b.join().unwrap())
     });
     let n = silence.len().min(bursts.len()).min(250);
-    assert!(n >= 150, "about 300 records in 3 s, got {n}");
+    // About 300 records in 3 s; a stalled machine gives fewer, which only weakens the check.
+    assert!(n >= 2, "no records on the wire");
     let (silence, bursts) = (&silence[..n], &bursts[..n]);
     // Same seed: the same sizes, record for record, idle or busy.
     let sizes = |r: &[(f64, usize)]| r.iter().map(|x| x.1).collect::<Vec<_>>();
     assert_eq!(sizes(silence), sizes(bursts));
+    if !timing {
+        return;
+    }
+    assert!(n >= 150, "about 300 records in 3 s, got {n}");
     let sampler = gap.sampler("gap_s", 0.0, 1.0).unwrap();
     let gaps = |r: &[(f64, usize)]| r.iter().map(|x| x.0).collect::<Vec<_>>();
     let crit = ks_critical_01(n, None);

@@ -41,8 +41,21 @@ fn replay(conn: &Connection, msgs: &[hush_defense::Message], start: Instant) {
     }
 }
 
+/// Record sizes and message counts: the same engine, so they must match whatever the clock did.
 #[test]
-fn the_simulator_predicts_the_live_tunnel() {
+fn the_simulator_predicts_the_live_tunnels_records() {
+    simulator_against_live(false);
+}
+
+/// Timing and byte totals depend on the machine's clock and load, so they are measured by
+/// `bench/live_timing.sh`, not asserted in the default test run.
+#[test]
+#[ignore = "wall-clock timing: bench/live_timing.sh runs it"]
+fn the_simulator_predicts_the_live_tunnels_timing() {
+    simulator_against_live(true);
+}
+
+fn simulator_against_live(timing: bool) {
     let Some(dir) = hush_trace::data::shared_data("iot-sentinel") else {
         return;
     };
@@ -143,6 +156,10 @@ fn the_simulator_predicts_the_live_tunnel() {
         let live_sizes: Vec<u32> = live[..n].iter().map(|r| r.1.size_bytes).collect();
         let sim_sizes: Vec<u32> = simd[..n].iter().map(|p| p.payload_bytes).collect();
         assert_eq!(live_sizes, sim_sizes, "{name}: record sizes");
+        if !timing {
+            eprintln!("{name}: {n} records identical in size");
+            continue;
+        }
         // Overhead: wire bytes within 5% (the runs end at slightly different times).
         let live_bytes: u64 = live.iter().map(|r| u64::from(r.1.size_bytes)).sum();
         let sim_bytes: u64 = simd.iter().map(|p| u64::from(p.payload_bytes)).sum();
