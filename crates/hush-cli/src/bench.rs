@@ -103,8 +103,9 @@ pub struct DemoArgs {
     /// Seed of the simulated home, the defenses, the folds and the models.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Sessions per device (each a separate "capture": folds never split one).
-    #[arg(long, default_value_t = 8, value_name = "N")]
+    /// Sessions per device (each a separate "capture": folds never split one). Folds are
+    /// min(N, 5); a multiple of 5 keeps every fold balanced across devices.
+    #[arg(long, default_value_t = 10, value_name = "N")]
     pub sessions: usize,
     /// Length of each session, seconds.
     #[arg(long, default_value_t = 1800.0, value_name = "S")]

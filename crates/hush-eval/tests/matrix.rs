@@ -524,3 +524,59 @@ fn one_batch(batches: &[arrow_array::RecordBatch]) -> arrow_array::RecordBatch {
     assert_eq!(batches.len(), 1, "small files are one batch");
     batches[0].clone()
 }
+
+/// Issue 13's bar, on the demo's home at its defaults and on IoT Sentinel's 27 types: watched
+/// through fixed windows, constant-rate padding leaves the adaptive attacker within 2 points of
+/// the chance line, and `none` scores as it does in sessions.
+#[test]
+fn constant_padding_is_at_chance_over_windows_on_the_demo_home_and_iot_sentinel() {
+    let demo = simulate_home(&HomeConfig::default()).unwrap();
+    let sentinel = hush_trace::data::shared_data("iot-sentinel").map(|dir| {
+        let mut ds = hush_trace::dataset::load_dir(&dir, &Default::default()).unwrap();
+        ds.relabel(hush_trace::dataset::IOT_SENTINEL_TYPES);
+        ds
+    });
+    for (name, ds) in [("demo home", Some(demo)), ("iot-sentinel", sentinel)] {
+        let Some(ds) = ds else { continue };
+        let m = Matrix {
+            attacks: vec!["flow-stats".into(), "m-agg".into()],
+            observations: vec![Observation::Session, Observation::Window],
+            max_epochs: Some(3),
+            ..matrix(&["none", "ilp-constant"])
+        };
+        let r = run(&Input::Captures(&ds), &m, None, &|_, _| {}).unwrap();
+        let get = |defense: &str, attack: &str, observation: &str| {
+            r.cells
+                .iter()
+                .find(|c| {
+                    c.defense == defense
+                        && c.attack == attack
+                        && c.observation == observation
+                        && c.attacker == "adaptive"
+                })
+                .unwrap()
+        };
+        for attack in ["flow-stats", "m-agg"] {
+            let win = get("ilp-constant", attack, "window");
+            assert!(
+                (win.accuracy - win.chance).abs() <= 0.02,
+                "{name} {attack}: {:.3} vs chance {:.3}",
+                win.accuracy,
+                win.chance
+            );
+            let (s, w) = (
+                get("none", attack, "session"),
+                get("none", attack, "window"),
+            );
+            assert_eq!(s.accuracy, w.accuracy, "{name} {attack}: none");
+            eprintln!(
+                "{name} {attack}: ilp-constant over {} s windows {:.1}% (chance {:.1}%, sessions {:.1}%), none {:.1}%",
+                win.window_s,
+                100.0 * win.accuracy,
+                100.0 * win.chance,
+                100.0 * get("ilp-constant", attack, "session").accuracy,
+                100.0 * s.accuracy
+            );
+        }
+    }
+}
