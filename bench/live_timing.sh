@@ -6,7 +6,9 @@
 #   - hush-net tests/sim_vs_live.rs `the_simulator_predicts_the_live_tunnels_timing`: an IoT
 #     Sentinel capture replayed live and simulated with the same seeds: gap distributions (KS),
 #     wire bytes within 5%, and the live lateness;
-#   - hush-net clock.rs `precise_sleep_wakes_on_time`: the timer's median lateness.
+#   - hush-net clock.rs `precise_sleep_wakes_on_time`: the timer's median lateness;
+#   - hush-net tests/hostile.rs `issue15_a_stalled_streams_neighbour_echoes_within_a_second`:
+#     with one stream of a tunnel stalled, a 10 kB echo on another returns in under a second.
 # Run in release mode on a quiet machine; a loaded one fails the KS checks, which is the point of
 # keeping them here. Raw output: bench/runs/<date>-<cores>core-<cpu>/live_timing.txt (or $OUT).
 # Usage: bench/live_timing.sh
@@ -25,7 +27,8 @@ echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d
 status=0
 for t in "--test loopback the_wire_keeps_the_schedules_gaps" \
     "--test sim_vs_live the_simulator_predicts_the_live_tunnels_timing" \
-    "--lib precise_sleep_wakes_on_time"; do
+    "--lib precise_sleep_wakes_on_time" \
+    "--test hostile issue15_a_stalled_streams_neighbour_echoes_within_a_second"; do
     # shellcheck disable=SC2086
     cargo test --quiet --release -p hush-net $t -- --ignored --nocapture 2>&1 | grep -v '^$' \
         || status=1

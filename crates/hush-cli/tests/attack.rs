@@ -343,7 +343,7 @@ fn cic_interactions_evaluate_per_device_by_repetition() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
     assert!(
-        out.contains("(plug): 6 captures, 2 labels, 3 folds by repetition"),
+        out.contains("(plug): 6 traces in 3 groups, 2 labels, 3 folds by repetition"),
         "{out}"
     );
     assert!(out.contains("mean over 1 devices: 100.0%"), "{out}");

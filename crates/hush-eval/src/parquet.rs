@@ -4,7 +4,7 @@
 //! - `results.parquet`: one row per [`Cell`] with the CSV's columns (confusion matrices stay in
 //!   `results.json`);
 //! - `features/<dataset>/<observation>/<attack>/<defense>-seed<N>.parquet` (with `hush eval
-//!   --features`): one row per feature row of every example under that defense: `example`,
+//!   --features-parquet`): one row per feature row of every example under that defense: `example`,
 //!   `label`, `group`, `row` (its index within the example), then one `Float32` column per
 //!   feature, named as the attack names them. DuckDB reads them all with
 //!   `SELECT * FROM read_parquet('features/**/*.parquet', union_by_name = true, filename = true)`.
