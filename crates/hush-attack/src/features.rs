@@ -515,35 +515,64 @@ pub fn seq_feature_names() -> Vec<String> {
 /// the 16 protocol flags, both ports (indicators of well-known ports and the port class, in
 /// place of the original's learned port embeddings) and log(1 + inter-arrival seconds).
 pub fn packet_windows(trace: &Trace) -> Vec<Vec<f32>> {
+    packet_windows_kept(trace, None).0
+}
+
+/// [`packet_windows`] with at most `max_rows` windows, spread evenly over the trace (the
+/// windows [`kept_indices`] picks), and the number of windows there were. Only the kept windows
+/// are built: a trace of millions of packets under heavy cover costs its kept rows, not 43
+/// values per packet.
+pub fn packet_windows_kept(trace: &Trace, max_rows: Option<usize>) -> (Vec<Vec<f32>>, usize) {
     let mine: Vec<&Packet> = trace
         .packets
         .iter()
         .filter(|p| p.dir != Direction::Unknown)
         .collect();
-    let mut steps: Vec<Vec<f32>> = Vec::with_capacity(mine.len());
-    for (k, p) in mine.iter().enumerate() {
-        let mut v = Vec::with_capacity(PACKET_FEATURES);
-        v.push(p.frame_len as f32);
-        v.push(f32::from(u8::from(p.dir == Direction::Outbound)));
-        for flag in PROTO_FLAGS {
-            v.push(f32::from(u8::from(p.proto.contains(flag))));
-        }
-        let has_ports = p.proto.intersects(Proto::TCP | Proto::UDP);
-        port_bits(p.src_port, has_ports, &mut v);
-        port_bits(p.dst_port, has_ports, &mut v);
-        let gap = if k == 0 {
-            0.0
+    let total = mine.len() / PACKET_WINDOW;
+    let rows = kept_indices(total, max_rows)
+        .map(|w| {
+            let mut row = Vec::with_capacity(PACKET_WINDOW * PACKET_FEATURES);
+            for k in w * PACKET_WINDOW..(w + 1) * PACKET_WINDOW {
+                packet_step(&mine, k, &mut row);
+            }
+            row
+        })
+        .collect();
+    (rows, total)
+}
+
+/// The indices of the rows kept when at most `max_rows` of `total` are: all of them, or
+/// `max_rows` spread evenly (the middle of each of `max_rows` equal shares).
+pub fn kept_indices(total: usize, max_rows: Option<usize>) -> impl Iterator<Item = usize> {
+    let keep = max_rows.map_or(total, |cap| cap.min(total));
+    (0..keep).map(move |k| {
+        if keep == total {
+            k
         } else {
-            (p.t_ns - mine[k - 1].t_ns).max(0) as f32 * 1e-9
-        };
-        v.push(gap.ln_1p());
-        debug_assert_eq!(v.len(), PACKET_FEATURES);
-        steps.push(v);
+            (2 * k + 1) * total / (2 * keep)
+        }
+    })
+}
+
+/// Appends the values of packet `k`'s step (its gap measured from packet `k - 1`).
+fn packet_step(mine: &[&Packet], k: usize, v: &mut Vec<f32>) {
+    let p = mine[k];
+    let start = v.len();
+    v.push(p.frame_len as f32);
+    v.push(f32::from(u8::from(p.dir == Direction::Outbound)));
+    for flag in PROTO_FLAGS {
+        v.push(f32::from(u8::from(p.proto.contains(flag))));
     }
-    steps
-        .chunks_exact(PACKET_WINDOW)
-        .map(|w| w.iter().flatten().copied().collect())
-        .collect()
+    let has_ports = p.proto.intersects(Proto::TCP | Proto::UDP);
+    port_bits(p.src_port, has_ports, v);
+    port_bits(p.dst_port, has_ports, v);
+    let gap = if k == 0 {
+        0.0
+    } else {
+        (p.t_ns - mine[k - 1].t_ns).max(0) as f32 * 1e-9
+    };
+    v.push(gap.ln_1p());
+    debug_assert_eq!(v.len() - start, PACKET_FEATURES);
 }
 
 #[cfg(test)]
@@ -616,6 +645,24 @@ mod tests {
         );
         // The first packet: outbound, port 443 as the source.
         assert_eq!(pw[0][1], 1.0);
+        // Built capped, the kept windows are the very windows of the whole list.
+        let long = Trace {
+            packets: (0..1000).map(|i| trace.packets[i % 45]).collect(),
+            ..trace.clone()
+        };
+        let all = packet_windows(&long);
+        for cap in [0, 1, 7, 49, 50, 51] {
+            let (kept, total) = packet_windows_kept(&long, Some(cap));
+            assert_eq!(total, 50);
+            let want: Vec<&Vec<f32>> = kept_indices(50, Some(cap)).map(|i| &all[i]).collect();
+            assert_eq!(kept.len(), cap.min(50));
+            assert_eq!(kept.iter().collect::<Vec<_>>(), want, "cap {cap}");
+        }
+        assert_eq!(
+            kept_indices(10, Some(3)).collect::<Vec<_>>(),
+            [1, 5, 8],
+            "the middle of each third"
+        );
     }
 
     #[test]

@@ -493,10 +493,17 @@ impl Attack {
     /// The rows of one example (a capture, or a window of one), at most `max_rows` of them
     /// evenly spaced over all its windows, computed once to serve every fold.
     pub fn example_rows(&self, trace: &Trace, max_rows: Option<usize>) -> ExampleRows {
-        let rows = self.windows(trace);
-        let total = rows.len();
+        let (rows, total) = match self.kind {
+            // The one view whose rows grow with every packet: built capped.
+            AttackKind::PacketLstm => features::packet_windows_kept(trace, max_rows),
+            _ => {
+                let rows = self.windows(trace);
+                let total = rows.len();
+                (cap_rows(rows, max_rows), total)
+            }
+        };
         ExampleRows {
-            rows: cap_rows(rows, max_rows),
+            rows,
             total,
             silent: trace.packets.is_empty(),
         }
@@ -723,13 +730,14 @@ impl ExampleRows {
 }
 
 /// At most `cap` of `rows`: the middle of each of `cap` equal slices (deterministic, spread out).
-fn cap_rows(rows: Vec<Vec<f32>>, cap: Option<usize>) -> Vec<Vec<f32>> {
-    match cap {
-        Some(cap) if rows.len() > cap => (0..cap)
-            .map(|k| rows[(2 * k + 1) * rows.len() / (2 * cap)].clone())
-            .collect(),
-        _ => rows,
+fn cap_rows(mut rows: Vec<Vec<f32>>, cap: Option<usize>) -> Vec<Vec<f32>> {
+    let keep: Vec<usize> = features::kept_indices(rows.len(), cap).collect();
+    if keep.len() == rows.len() {
+        return rows;
     }
+    keep.into_iter()
+        .map(|i| std::mem::take(&mut rows[i]))
+        .collect()
 }
 
 /// Feature rows (each `steps × features` values, then `extra` scalars) as network windows.

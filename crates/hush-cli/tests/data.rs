@@ -177,7 +177,8 @@ fn whole_home_and_manifest_give_the_same_bench_rows() {
         vec!["--data".into(), h.manifest.display().to_string()],
         "manifest",
     );
-    assert_eq!(home.len(), 1 + 3 * 2 * 2, "{home:?}");
+    // Defenses × attacks × (adaptive, non-adaptive) × (session, window).
+    assert_eq!(home.len(), 1 + 3 * 2 * 2 * 2, "{home:?}");
     assert_eq!(home, manifest);
     // The same home from an experiment file (paths relative to it).
     let exp = h.home.with_file_name("home.toml");
