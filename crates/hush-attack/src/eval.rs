@@ -393,35 +393,102 @@ pub fn plan_folds(ds: &Dataset, opts: &EvalOptions<'_>) -> Result<Vec<Fold>, Att
     .map_err(|e| AttackError::Data(e.to_string()))
 }
 
-/// Class probabilities of each example's rows under one model, predicted in one batch (so the
-/// same rows give the same numbers however the caller groups its examples into folds).
+/// Class probabilities of each example's rows under one model, as [`Predictions`] gives them
+/// (the same numbers however the caller groups its examples into folds).
 pub fn predict_examples(
     attack: &Attack,
     model: &ModelFile,
     examples: &[&[Vec<f32>]],
 ) -> Result<Vec<Vec<Vec<f32>>>, AttackError> {
-    let n: usize = examples.iter().map(|e| e.len()).sum();
-    if n == 0 {
-        return Ok(vec![Vec::new(); examples.len()]);
-    }
-    let cols = examples
-        .iter()
-        .flat_map(|e| e.first())
-        .map(Vec::len)
-        .next()
-        .unwrap_or(0);
-    let mut data = Vec::with_capacity(n * cols);
+    let mut p = Predictions::new(attack, model);
     for e in examples {
-        for r in e.iter() {
-            data.extend_from_slice(r);
+        p.push(e)?;
+    }
+    p.finish()
+}
+
+/// Rows per prediction call when predictions stream: whole evaluation batches of the networks,
+/// so the chunks see the windows one call over all of them would.
+const STREAM_ROWS: usize = 4 * hush_ml::neural::EVAL_BATCH;
+
+/// Class probabilities of examples' rows under one model, fed example by example and predicted
+/// in chunks of a few thousand rows. Memory holds one chunk, however many rows the examples
+/// have (a day of heavy cover), and the numbers equal one call over every row: the networks
+/// see the same batches, the forests score rows one by one.
+pub struct Predictions<'a> {
+    attack: &'a Attack,
+    model: &'a ModelFile,
+    cols: usize,
+    /// Rows not predicted yet, row-major, and the example each belongs to.
+    pending: Vec<f32>,
+    owners: Vec<usize>,
+    probs: Vec<Vec<Vec<f32>>>,
+}
+
+impl<'a> Predictions<'a> {
+    /// Nothing fed yet.
+    pub fn new(attack: &'a Attack, model: &'a ModelFile) -> Predictions<'a> {
+        Predictions {
+            attack,
+            model,
+            cols: 0,
+            pending: Vec::new(),
+            owners: Vec::new(),
+            probs: Vec::new(),
         }
     }
-    let x = hush_ml::Matrix::new(n, cols, data)?;
-    let mut probs = attack.predict_rows(model, &x)?.into_iter();
-    Ok(examples
-        .iter()
-        .map(|e| probs.by_ref().take(e.len()).collect())
-        .collect())
+
+    /// Adds the next example's rows (an example without rows gets no probabilities).
+    pub fn push(&mut self, rows: &[Vec<f32>]) -> Result<(), AttackError> {
+        let e = self.probs.len();
+        self.probs.push(Vec::with_capacity(rows.len()));
+        for r in rows {
+            if self.owners.is_empty() {
+                self.cols = r.len();
+            } else if r.len() != self.cols {
+                return Err(AttackError::Data(format!(
+                    "example {e} has a row of {} values among rows of {}",
+                    r.len(),
+                    self.cols
+                )));
+            }
+            self.pending.extend_from_slice(r);
+            self.owners.push(e);
+            if self.owners.len() == STREAM_ROWS {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), AttackError> {
+        if self.owners.is_empty() {
+            return Ok(());
+        }
+        let x = hush_ml::Matrix::new(
+            self.owners.len(),
+            self.cols,
+            std::mem::take(&mut self.pending),
+        )?;
+        let probs = self.attack.predict_rows(self.model, &x)?;
+        if probs.len() != self.owners.len() {
+            return Err(AttackError::Data(format!(
+                "{} predictions for {} rows",
+                probs.len(),
+                self.owners.len()
+            )));
+        }
+        for (e, p) in self.owners.drain(..).zip(probs) {
+            self.probs[e].push(p);
+        }
+        Ok(())
+    }
+
+    /// Per example fed, in order, its rows' class probabilities.
+    pub fn finish(mut self) -> Result<Vec<Vec<Vec<f32>>>, AttackError> {
+        self.flush()?;
+        Ok(self.probs)
+    }
 }
 
 /// Window and capture scores from each example's class probabilities (one per row; none for an

@@ -135,6 +135,17 @@ fn neural_attacks_same_seed_same_model_bytes_and_predictions() {
             p.iter()
                 .all(|row| (row.iter().sum::<f32>() - 1.0).abs() < 1e-4)
         );
+        // Streamed in chunks (more rows than one chunk, in examples of uneven sizes), the
+        // predictions are those of one call over every row, bit for bit.
+        let rows: Vec<Vec<f32>> = (0..9000)
+            .map(|i| data.x.row(i % data.x.rows()).to_vec())
+            .collect();
+        let examples: Vec<&[Vec<f32>]> = rows.chunks(37).collect();
+        let streamed = hush_attack::eval::predict_examples(&attack, &model, &examples).unwrap();
+        let whole = hush_ml::Matrix::new(rows.len(), rows[0].len(), rows.concat()).unwrap();
+        let whole = attack.predict_rows(&model, &whole).unwrap();
+        assert_eq!(streamed.len(), examples.len(), "{name}");
+        assert_eq!(streamed.concat(), whole, "{name}");
     }
 }
 

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use hush_attack::eval::{
-    fit_fold_models, fit_fold_rows, plan_folds, predict_examples, rows_of, score, trace_seed,
+    Predictions, fit_fold_models, fit_fold_rows, plan_folds, rows_of, score, trace_seed,
 };
 use hush_attack::{Attack, EvalOptions, ExampleRows, Mode, ModelFile, StageTiming};
 use hush_defense::observe::{
@@ -742,8 +742,6 @@ struct Examples<'a> {
     /// The examples are the session view's, packet for packet.
     same_as_session: bool,
     folds: Vec<hush_trace::split::Fold>,
-    /// Per example, its fold.
-    fold_of: Vec<usize>,
 }
 
 /// One source (a capture, or an activity dataset's long capture) defended and seen under
@@ -1185,18 +1183,11 @@ fn examples_of<'a>(
             }
         };
     let folds = plan_folds(&ds, &fold_opts)?;
-    let mut fold_of = vec![0; ds.traces.len()];
-    for (f, fold) in folds.iter().enumerate() {
-        for &i in &fold.test {
-            fold_of[i] = f;
-        }
-    }
     Ok(Examples {
         ds,
         of_source,
         same_as_session,
         folds,
-        fold_of,
     })
 }
 
@@ -1386,81 +1377,105 @@ impl Job<'_, '_> {
                 })
                 .collect()
         });
+        // Per example, its source and its place among the source's examples.
+        let mut source_of = vec![(0, 0); n_examples];
+        for (s, mine) in ex.of_source.iter().enumerate() {
+            for (j, &e) in mine.iter().enumerate() {
+                source_of[e] = (s, j);
+            }
+        }
+        let threads = rayon::current_num_threads().max(1);
         for (f, fold) in ex.folds.iter().enumerate() {
-            // Sources with an example in this fold whose rows were cut.
-            let redo: Vec<usize> = (0..self.sources.len())
-                .filter(|&s| {
-                    ex.of_source[s]
-                        .iter()
-                        .any(|&e| ex.fold_of[e] == f && rows.iter().any(|per| !per[e].complete()))
+            let models: Vec<[&ModelFile; 2]> = (0..self.missing.len())
+                .map(|k| {
+                    [
+                        if unchanged {
+                            &naive[k].models[f]
+                        } else {
+                            &adaptive[k][f]
+                        },
+                        &naive[k].models[f],
+                    ]
                 })
                 .collect();
-            let fresh: Vec<(usize, Vec<Vec<ExampleRows>>, f64, f64)> = redo
-                .par_iter()
-                .map(|&s| {
-                    let t0 = std::time::Instant::now();
-                    let (windows, _) = self.observe(s)?;
-                    let d = t0.elapsed().as_secs_f64();
-                    let t0 = std::time::Instant::now();
-                    let r: Vec<Vec<ExampleRows>> = self
-                        .missing
-                        .iter()
-                        .map(|&ai| {
-                            windows
-                                .iter()
-                                .map(|w| self.attacks[ai].example_rows(w, None))
-                                .collect()
-                        })
-                        .collect();
-                    Ok((s, r, d, t0.elapsed().as_secs_f64()))
+            let mut preds: Vec<[Predictions<'_>; 2]> = models
+                .iter()
+                .enumerate()
+                .map(|(k, [a, n])| {
+                    let attack = &self.attacks[self.missing[k]];
+                    [Predictions::new(attack, a), Predictions::new(attack, n)]
                 })
-                .collect::<Result<_, EvalError>>()?;
-            let mut full: std::collections::HashMap<(usize, usize), ExampleRows> =
-                Default::default();
-            for (s, per_attack, d, features_s) in fresh {
-                stats.defend_s += d;
-                stats.features_s += features_s;
-                for (k, per_example) in per_attack.into_iter().enumerate() {
-                    for (r, &e) in per_example.into_iter().zip(&ex.of_source[s]) {
-                        full.insert((k, e), r);
-                    }
-                }
-            }
-            for k in 0..self.missing.len() {
-                let test: Vec<&[Vec<f32>]> = fold
-                    .test
-                    .iter()
-                    .map(|&e| match full.get(&(k, e)) {
-                        Some(r) => &r.rows[..],
-                        None => &rows[k][e].rows[..],
+                .collect();
+            // The fold's test examples in runs from one source. A run whose rows the cap cut is
+            // observed again and its rows computed whole; a few runs go in parallel and their
+            // rows are predicted in order as they come, so memory holds a few runs' rows rather
+            // than the fold's (a heavy cover's whole rows are 170 bytes a packet).
+            let runs: Vec<&[usize]> = fold
+                .test
+                .chunk_by(|&a, &b| source_of[a].0 == source_of[b].0)
+                .collect();
+            for batch in runs.chunks(threads) {
+                let fresh: Vec<(Option<Vec<Vec<ExampleRows>>>, f64, f64)> = batch
+                    .par_iter()
+                    .map(|run| {
+                        let cut = run
+                            .iter()
+                            .any(|&e| rows.iter().any(|per| !per[e].complete()));
+                        if !cut {
+                            return Ok((None, 0.0, 0.0));
+                        }
+                        let t0 = std::time::Instant::now();
+                        let (windows, _) = self.observe(source_of[run[0]].0)?;
+                        let d = t0.elapsed().as_secs_f64();
+                        let t0 = std::time::Instant::now();
+                        let r: Vec<Vec<ExampleRows>> = self
+                            .missing
+                            .iter()
+                            .map(|&ai| {
+                                run.iter()
+                                    .map(|&e| {
+                                        self.attacks[ai]
+                                            .example_rows(&windows[source_of[e].1], None)
+                                    })
+                                    .collect()
+                            })
+                            .collect();
+                        Ok((Some(r), d, t0.elapsed().as_secs_f64()))
                     })
-                    .collect();
-                let attack = &self.attacks[self.missing[k]];
+                    .collect::<Result<_, EvalError>>()?;
                 let t0 = std::time::Instant::now();
-                let models = [
-                    if unchanged {
-                        &naive[k].models[f]
-                    } else {
-                        &adaptive[k][f]
-                    },
-                    &naive[k].models[f],
-                ];
-                for (which, model) in models.into_iter().enumerate() {
-                    let p = predict_examples(attack, model, &test)?;
-                    for (&e, p) in fold.test.iter().zip(p) {
-                        probs[k][which][e] = p;
+                for (run, (fresh, d, features_s)) in batch.iter().zip(fresh) {
+                    stats.defend_s += d;
+                    stats.features_s += features_s;
+                    for (j, &e) in run.iter().enumerate() {
+                        for (k, pair) in preds.iter_mut().enumerate() {
+                            let r = match &fresh {
+                                Some(fresh) => &fresh[k][j].rows,
+                                None => &rows[k][e].rows,
+                            };
+                            for p in pair.iter_mut() {
+                                p.push(r)?;
+                            }
+                            if let Some(out) = features.as_mut() {
+                                let t = &ex.ds.traces[e];
+                                out[k]
+                                    .examples
+                                    .push((t.label.clone(), t.group.clone(), r.clone()));
+                            }
+                        }
                     }
                 }
                 stats.predict_s += t0.elapsed().as_secs_f64();
-                if let Some(out) = features.as_mut() {
-                    for (&e, r) in fold.test.iter().zip(&test) {
-                        let t = &ex.ds.traces[e];
-                        out[k]
-                            .examples
-                            .push((t.label.clone(), t.group.clone(), r.to_vec()));
+            }
+            let t0 = std::time::Instant::now();
+            for (k, pair) in preds.into_iter().enumerate() {
+                for (which, p) in pair.into_iter().enumerate() {
+                    for (&e, p) in fold.test.iter().zip(p.finish()?) {
+                        probs[k][which][e] = p;
                     }
                 }
             }
+            stats.predict_s += t0.elapsed().as_secs_f64();
         }
         // Scores.
         let mut cells = Vec::with_capacity(self.missing.len());

@@ -54,6 +54,11 @@ pub use train::train;
 
 use crate::MlError;
 
+/// Windows per forward pass when nothing is learned (validation, prediction). A caller that
+/// predicts in chunks of whole multiples of it gets the numbers one call over every window gives
+/// (the passes see the same windows together).
+pub const EVAL_BATCH: usize = 1024;
+
 /// A network shape. Every architecture reads `steps × features` windows, turns them into a
 /// feature vector, appends the window's extra scalars, then (unless `dense` is 0) a dense layer,
 /// dropout, and a linear layer to the classes (softmax in [`NeuralModel::predict_proba`]).

@@ -14,13 +14,10 @@ use rand::{RngExt, SeedableRng};
 use super::net::{Mode, NORM_MOMENTUM, Net, Spec};
 use super::rnn::Stack;
 use super::{
-    Adamax, Architecture, EpochReport, Nadam, NeuralModel, Optimizer, SeqData, SeqStandardizer,
-    TrainConfig,
+    Adamax, Architecture, EVAL_BATCH, EpochReport, Nadam, NeuralModel, Optimizer, SeqData,
+    SeqStandardizer, TrainConfig,
 };
 use crate::MlError;
-
-/// Windows per forward pass when nothing is learned (validation, prediction).
-const EVAL_BATCH: usize = 1024;
 
 /// Train `arch` on `train`, choosing weights by the loss on `val`, calling `progress` after each
 /// epoch.
