@@ -56,6 +56,20 @@ if command -v tshark >/dev/null; then
     done
 fi
 
-for target in read_any pcap_frames csv decode_frame; do
+# Model files: small models trained by hush on IoT Sentinel (a forest, k-FP's forest + kNN, and
+# an ensemble of forests), when the data is there.
+mkdir -p "$here/corpus/model_file"
+sentinel="$(dirname "$torture")/iot-sentinel"
+if [ -d "$sentinel" ]; then
+    (cd "$here/.." && cargo build --release -q -p hush-cli --bin hush)
+    for a in iot-sentinel flow-stats k-fp; do
+        "$here/../target/release/hush" attack train -a "$a" --data "$sentinel" --types \
+            -m "$here/corpus/model_file/$a.model" >/dev/null
+    done
+else
+    echo "seed-corpus: no IoT Sentinel at $sentinel, model_file starts from nothing" >&2
+fi
+
+for target in read_any pcap_frames csv decode_frame model_file; do
     echo "$target: $(ls "$here/corpus/$target" | wc -l) seeds"
 done

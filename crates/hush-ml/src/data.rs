@@ -6,10 +6,28 @@ use crate::MlError;
 
 /// A dense row-major matrix of `f32` features: one row per example.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "MatrixFields")]
 pub struct Matrix {
     rows: usize,
     cols: usize,
     data: Vec<f32>,
+}
+
+/// A matrix as a file holds it, checked by [`Matrix::new`] before it becomes one (a file whose
+/// shape does not fit its values would index past them).
+#[derive(Deserialize)]
+struct MatrixFields {
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+}
+
+impl TryFrom<MatrixFields> for Matrix {
+    type Error = MlError;
+
+    fn try_from(m: MatrixFields) -> Result<Matrix, MlError> {
+        Matrix::new(m.rows, m.cols, m.data)
+    }
 }
 
 impl Matrix {
@@ -241,7 +259,14 @@ impl Standardizer {
         }
     }
 
-    /// One row standardised.
+    /// Whether it standardises rows of `cols` finite features (a file's can be damaged).
+    pub fn fits(&self, cols: usize) -> bool {
+        self.mean.len() == cols
+            && self.inv_std.len() == cols
+            && self.mean.iter().chain(&self.inv_std).all(|v| v.is_finite())
+    }
+
+    /// Standardise one row.
     pub fn transform_row(&self, row: &[f32]) -> Vec<f32> {
         row.iter()
             .enumerate()

@@ -403,6 +403,73 @@ impl RandomForest {
         Ok(())
     }
 
+    /// Checks a forest read from a file, so that predicting with it cannot index out of
+    /// bounds or loop: classes and trees present, every split's feature among the columns and
+    /// its children after it in its tree (so every walk ends at a leaf), every leaf's class
+    /// distribution inside the tree's values, every number finite.
+    pub fn validate(&self) -> Result<(), MlError> {
+        let bad = |why: String| Err(MlError::Format(format!("the forest is damaged: {why}")));
+        if self.n_classes == 0 {
+            return bad("it has no classes".into());
+        }
+        if self.trees.is_empty() {
+            return bad("it has no trees".into());
+        }
+        if self.importances.len() != self.n_features {
+            return bad(format!(
+                "{} feature importances for {} features",
+                self.importances.len(),
+                self.n_features
+            ));
+        }
+        for (ti, t) in self.trees.iter().enumerate() {
+            if t.nodes.is_empty() {
+                return bad(format!("tree {ti} has no nodes"));
+            }
+            if t.values.iter().any(|v| !v.is_finite()) {
+                return bad(format!("tree {ti} has a class share that is not a number"));
+            }
+            let n = t.nodes.len();
+            for (i, node) in t.nodes.iter().enumerate() {
+                if node.feature >= 0 {
+                    if node.feature as usize >= self.n_features {
+                        return bad(format!(
+                            "tree {ti}, node {i} splits on feature {} of {}",
+                            node.feature, self.n_features
+                        ));
+                    }
+                    if !node.threshold.is_finite() {
+                        return bad(format!(
+                            "tree {ti}, node {i} has a threshold that is not finite"
+                        ));
+                    }
+                    for child in [node.left, node.right] {
+                        let c = child as usize;
+                        if c <= i || c >= n {
+                            return bad(format!(
+                                "tree {ti}, node {i} has child {c} (children come after their \
+                                 parent, among {n} nodes)"
+                            ));
+                        }
+                    }
+                } else {
+                    let end = (node.value as usize).checked_add(self.n_classes);
+                    if end.is_none_or(|e| e > t.values.len()) {
+                        return bad(format!(
+                            "tree {ti}, leaf {i} points past the tree's class shares"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Features (columns) it was fitted on.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
     /// Mean decrease in impurity per feature (sums to 1 unless no tree split).
     pub fn feature_importances(&self) -> &[f64] {
         &self.importances

@@ -36,6 +36,37 @@ impl Knn {
         })
     }
 
+    /// Checks a kNN model read from a file: `k` within the training rows, a label per row, every
+    /// label a class, a standardiser as wide as the rows, every number finite.
+    pub fn validate(&self) -> Result<(), MlError> {
+        let bad = |why: String| Err(MlError::Format(format!("the kNN model is damaged: {why}")));
+        let n = self.x.rows();
+        if self.k == 0 || self.k > n {
+            return bad(format!("k is {} with {n} training rows", self.k));
+        }
+        if self.y.len() != n {
+            return bad(format!("{} labels for {n} rows", self.y.len()));
+        }
+        if let Some(c) = self.y.iter().find(|&&c| c as usize >= self.n_classes) {
+            return bad(format!("label {c} of {} classes", self.n_classes));
+        }
+        if !self.scale.fits(self.x.cols()) {
+            return bad(format!(
+                "its standardiser is not {} features wide, or not finite",
+                self.x.cols()
+            ));
+        }
+        if self.x.first_non_finite().is_some() {
+            return bad("a training value is not finite".into());
+        }
+        Ok(())
+    }
+
+    /// Classes.
+    pub fn n_classes(&self) -> usize {
+        self.n_classes
+    }
+
     /// The class of every row.
     pub fn predict(&self, x: &Matrix) -> Result<Vec<u32>, MlError> {
         if x.cols() != self.x.cols() {
@@ -110,6 +141,39 @@ impl LeafKnn {
             y: data.y.clone(),
             n_classes: data.classes.len(),
         })
+    }
+
+    /// Checks a model read from a file: a valid forest, `k` within the training examples, one
+    /// leaf vector per example and every leaf a node of its tree, every label a class.
+    pub fn validate(&self) -> Result<(), MlError> {
+        let bad = |why: String| {
+            Err(MlError::Format(format!(
+                "the k-fingerprinting model is damaged: {why}"
+            )))
+        };
+        self.forest.validate()?;
+        let n = self.y.len();
+        if self.k == 0 || self.k > n {
+            return bad(format!("k is {} with {n} training examples", self.k));
+        }
+        if self.n_classes != self.forest.n_classes() {
+            return bad(format!(
+                "{} classes, its forest {}",
+                self.n_classes,
+                self.forest.n_classes()
+            ));
+        }
+        if n.checked_mul(self.forest.n_trees()) != Some(self.leaves.len()) {
+            return bad(format!(
+                "{} leaves for {n} examples of {} trees",
+                self.leaves.len(),
+                self.forest.n_trees()
+            ));
+        }
+        if let Some(c) = self.y.iter().find(|&&c| c as usize >= self.n_classes) {
+            return bad(format!("label {c} of {} classes", self.n_classes));
+        }
+        Ok(())
     }
 
     /// Per row, the share of its `k` nearest training examples in each class (ties in distance:

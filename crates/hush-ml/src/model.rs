@@ -1,6 +1,8 @@
 //! One file format for every trained hush model: a versioned JSON header naming the model kind
 //! and the feature set it was trained on, then the model. `load` refuses a file from another
-//! feature set, another version, or one that is cut short, with an error that says which.
+//! feature set, another version, or one that is cut short, with an error that says which, and
+//! checks the model itself ([`Model::validate`]): a damaged or hostile file is an error, never a
+//! panic, a loop or an allocation far beyond its size.
 
 use std::path::Path;
 
@@ -50,6 +52,70 @@ pub enum Model {
     /// A neural network.
     #[cfg(feature = "neural")]
     Neural(crate::neural::NeuralModel),
+}
+
+impl Model {
+    /// Checks a model read from a file, so that predicting with it is an error at worst, never
+    /// a panic, a loop or a huge allocation (see each kind's `validate`), and that it predicts
+    /// `n_classes` classes, as its file's header names.
+    pub fn validate(&self, n_classes: usize) -> Result<(), MlError> {
+        self.validate_in(n_classes, false)
+    }
+
+    fn validate_in(&self, n_classes: usize, in_ensemble: bool) -> Result<(), MlError> {
+        let bad = |why: String| Err(MlError::Format(format!("the model is damaged: {why}")));
+        let classes = match self {
+            Model::RandomForest(f) => {
+                f.validate()?;
+                f.n_classes()
+            }
+            Model::Knn(k) => {
+                k.validate()?;
+                k.n_classes()
+            }
+            Model::LeafKnn(k) => {
+                k.validate()?;
+                k.forest().n_classes()
+            }
+            Model::Ensemble { members } => {
+                if in_ensemble {
+                    return bad("an ensemble inside an ensemble".into());
+                }
+                if members.is_empty() {
+                    return bad("an ensemble without members".into());
+                }
+                let mut total = 0f32;
+                for (i, m) in members.iter().enumerate() {
+                    if !m.weight.is_finite() || m.weight < 0.0 {
+                        return bad(format!("member {i} has weight {}", m.weight));
+                    }
+                    total += m.weight;
+                    if m.columns == 0 || m.first_column.checked_add(m.columns).is_none() {
+                        return bad(format!(
+                            "member {i} reads {} columns from column {}",
+                            m.columns, m.first_column
+                        ));
+                    }
+                    m.model.validate_in(n_classes, true)?;
+                }
+                if !(total > 0.0 && total.is_finite()) {
+                    return bad("the ensemble's weights do not add up to a positive number".into());
+                }
+                n_classes
+            }
+            #[cfg(feature = "neural")]
+            Model::Neural(n) => {
+                n.validate()?;
+                n.n_classes
+            }
+        };
+        if classes != n_classes {
+            return bad(format!(
+                "it predicts {classes} classes, its header names {n_classes}"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One model of an [`Model::Ensemble`].
@@ -121,8 +187,10 @@ impl ModelFile {
                 });
             }
         }
-        serde_json::from_slice(bytes)
-            .map_err(|e| MlError::Format(format!("model file is damaged ({e})")))
+        let file: ModelFile = serde_json::from_slice(bytes)
+            .map_err(|e| MlError::Format(format!("model file is damaged ({e})")))?;
+        file.model.validate(file.header.classes.len())?;
+        Ok(file)
     }
 
     /// Write to `path` atomically (a temporary file, then a rename).

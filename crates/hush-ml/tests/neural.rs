@@ -57,6 +57,8 @@ fn quick(epochs: usize) -> TrainConfig {
 }
 
 fn accuracy(model: &hush_ml::neural::NeuralModel, data: &SeqData) -> f32 {
+    // Every trained network passes the checks a model file's must.
+    model.validate().unwrap();
     let pred = model.predict(data).unwrap();
     let right = pred.iter().zip(&data.y).filter(|(a, b)| a == b).count();
     right as f32 / data.n as f32
@@ -265,6 +267,15 @@ fn published_df_trains_on_directions() {
     let model = train(&Architecture::df(), &tr, &va, &cfg, &mut |_| {}).unwrap();
     let acc = accuracy(&model, &te);
     assert!(acc > 0.9, "test accuracy {acc} (chance 0.33)");
+    // A file that claims DF's layers but holds a fraction of their weights is refused before a
+    // network is built, as is one whose windows do not fit its standardiser.
+    let mut cut = model.clone();
+    cut.weights.truncate(cut.weights.len() / 8);
+    let err = cut.validate().unwrap_err().to_string();
+    assert!(err.contains("cannot hold a layer"), "{err}");
+    let mut wide = model.clone();
+    wide.features = 1 << 30;
+    assert!(wide.validate().is_err());
 }
 
 #[test]

@@ -59,6 +59,10 @@ use crate::MlError;
 /// (the passes see the same windows together).
 pub const EVAL_BATCH: usize = 1024;
 
+/// The most values one window of a network may hold (steps × features + extra scalars): far
+/// above any hush attack's (DF reads 5,000), far below a damaged file's nonsense.
+const MAX_WINDOW_VALUES: usize = 1 << 24;
+
 /// A network shape. Every architecture reads `steps × features` windows, turns them into a
 /// feature vector, appends the window's extra scalars, then (unless `dense` is 0) a dense layer,
 /// dropout, and a linear layer to the classes (softmax in [`NeuralModel::predict_proba`]).
@@ -453,6 +457,130 @@ pub struct NeuralModel {
 }
 
 impl NeuralModel {
+    /// Checks a model read from a file before any network is built from it: a valid
+    /// architecture, shapes that fit each other and its standardiser, finite statistics, and
+    /// weights at least as large as the network's largest layer (so a damaged or hostile file
+    /// cannot make hush allocate far more than the file holds).
+    pub fn validate(&self) -> Result<(), MlError> {
+        let bad = |why: String| Err(MlError::Format(format!("the network is damaged: {why}")));
+        self.architecture
+            .validate()
+            .map_err(|e| MlError::Format(format!("the network is damaged: {e}")))?;
+        if self.steps == 0 || self.features == 0 || self.n_classes == 0 {
+            return bad("a window needs steps, features and classes".into());
+        }
+        let window = self
+            .steps
+            .checked_mul(self.features)
+            .and_then(|w| w.checked_add(self.extra_dim));
+        if window.is_none_or(|w| w > MAX_WINDOW_VALUES) {
+            return bad(format!(
+                "windows of {} steps × {} features + {} are too large",
+                self.steps, self.features, self.extra_dim
+            ));
+        }
+        let s = &self.standardizer;
+        if s.mean.len() != self.features
+            || s.inv_std.len() != self.features
+            || s.extra_mean.len() != self.extra_dim
+            || s.extra_inv_std.len() != self.extra_dim
+        {
+            return bad("its standardiser does not match its shapes".into());
+        }
+        if [&s.mean, &s.inv_std, &s.extra_mean, &s.extra_inv_std]
+            .into_iter()
+            .flatten()
+            .any(|v| !v.is_finite())
+        {
+            return bad("its standardiser holds a value that is not finite".into());
+        }
+        let largest = self.largest_layer_params();
+        if largest.saturating_mul(4) > self.weights.len() as u128 {
+            return bad(format!(
+                "{} bytes of weights cannot hold a layer of {largest} parameters",
+                self.weights.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// A lower bound on the parameters of the network's largest layer (its weights hold at
+    /// least this many `f32`s).
+    fn largest_layer_params(&self) -> u128 {
+        let u = |v: usize| v as u128;
+        let (f, c, e) = (u(self.features), u(self.n_classes), u(self.extra_dim));
+        let chain = |first: u128, widths: &[usize], per: u128| -> u128 {
+            let mut prev = first;
+            let mut most = 0u128;
+            for &w in widths {
+                most = most.max(prev.saturating_mul(u(w)).saturating_mul(per));
+                prev = u(w);
+            }
+            most
+        };
+        let head = |last: u128, dense: usize| {
+            if dense == 0 {
+                last.saturating_mul(c)
+            } else {
+                last.saturating_mul(u(dense))
+                    .max(u(dense).saturating_mul(c))
+            }
+        };
+        match &self.architecture {
+            Architecture::Mlp { hidden, .. } => {
+                let input = u(self.steps).saturating_mul(f).saturating_add(e);
+                chain(input, hidden, 1).max(hidden.last().map_or(input, |&h| u(h)) * c)
+            }
+            Architecture::Cnn1d {
+                channels,
+                kernel,
+                dense,
+                ..
+            } => {
+                chain(f, channels, u(*kernel)).max(head(u(*channels.last().unwrap_or(&1)), *dense))
+            }
+            Architecture::Cnn2d {
+                in_channels,
+                channels,
+                kernel,
+                dense,
+                ..
+            } => chain(
+                u(*in_channels),
+                channels,
+                u(*kernel).saturating_mul(u(*kernel)),
+            )
+            .max(head(u(*channels.last().unwrap_or(&1)), *dense)),
+            Architecture::Df {
+                filters,
+                kernel,
+                dense,
+                ..
+            } => {
+                let k = u(*kernel);
+                let convs = chain(f, filters, k).max(
+                    filters
+                        .iter()
+                        .map(|&w| u(w).saturating_mul(u(w)).saturating_mul(k))
+                        .max()
+                        .unwrap_or(0),
+                );
+                let last = u(*filters.last().unwrap_or(&1));
+                convs
+                    .max(chain(last, dense, 1))
+                    .max(dense.last().map_or(last, |&d| u(d)).saturating_mul(c))
+            }
+            Architecture::BiLstm { hidden, dense, .. }
+            | Architecture::Lstm { hidden, dense, .. }
+            | Architecture::Gru { hidden, dense, .. } => {
+                let h = u(*hidden);
+                h.saturating_mul(h)
+                    .max(f.saturating_mul(h))
+                    .max(head(h, *dense))
+            }
+        }
+    }
+
     /// Class probabilities of every window (`y` is not read). Runs without autodiff.
     pub fn predict_proba(&self, data: &SeqData) -> Result<Vec<Vec<f32>>, MlError> {
         train::predict_proba(self, data)
