@@ -74,11 +74,93 @@ pub struct PairRange {
 
 impl PairRange {
     fn matches(&self, p: &Pair, slack: u32) -> bool {
+        // Saturating: a range or a slack at the top of u32 (a file can say anything) must not
+        // wrap around.
         p.device_first == self.device_first
-            && p.first_len + slack >= self.first.0
-            && p.first_len <= self.first.1 + slack
-            && p.second_len + slack >= self.second.0
-            && p.second_len <= self.second.1 + slack
+            && p.first_len.saturating_add(slack) >= self.first.0
+            && p.first_len <= self.first.1.saturating_add(slack)
+            && p.second_len.saturating_add(slack) >= self.second.0
+            && p.second_len <= self.second.1.saturating_add(slack)
+    }
+}
+
+/// The format name and version a signature file starts with.
+pub const SIGNATURE_FORMAT: &str = "hush-signatures-1";
+
+/// Signatures as `hush attack signatures learn` saves them and `find` reads them (JSON).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignatureFile {
+    /// Always [`SIGNATURE_FORMAT`].
+    pub format: String,
+    /// The signatures, one per event.
+    pub signatures: Vec<Signature>,
+}
+
+/// Why a signature file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureFileError {
+    /// Not JSON of a signature file at all.
+    #[error("not a hush signature file ({0})")]
+    NotSignatures(String),
+    /// Another format or version.
+    #[error("signature file format {0:?} is not supported (this hush reads {SIGNATURE_FORMAT:?})")]
+    Version(String),
+    /// A signature that cannot be matched as it stands.
+    #[error("signature {index} ({label:?}) is damaged: {why}")]
+    Damaged {
+        /// Its place in the file.
+        index: usize,
+        /// Its event.
+        label: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+impl SignatureFile {
+    /// The signatures of `signatures`, in the current format.
+    pub fn new(signatures: Vec<Signature>) -> SignatureFile {
+        SignatureFile {
+            format: SIGNATURE_FORMAT.into(),
+            signatures,
+        }
+    }
+
+    /// The file's bytes (pretty JSON; the same signatures give the same bytes).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// Parse and check a file's bytes: its format and version, and every signature usable (at
+    /// least one element, ranges low to high, a finite non-negative span).
+    pub fn from_bytes(bytes: &[u8]) -> Result<SignatureFile, SignatureFileError> {
+        let file: SignatureFile = serde_json::from_slice(bytes)
+            .map_err(|e| SignatureFileError::NotSignatures(e.to_string()))?;
+        if file.format != SIGNATURE_FORMAT {
+            return Err(SignatureFileError::Version(file.format));
+        }
+        for (index, sig) in file.signatures.iter().enumerate() {
+            let damaged = |why: String| SignatureFileError::Damaged {
+                index,
+                label: sig.label.clone(),
+                why,
+            };
+            if sig.elements.is_empty() {
+                return Err(damaged("it has no packet pairs".into()));
+            }
+            if !(sig.span_s.is_finite() && sig.span_s >= 0.0) {
+                return Err(damaged(format!("its span is {} s", sig.span_s)));
+            }
+            for (k, e) in sig.elements.iter().enumerate() {
+                if e.first.0 > e.first.1 || e.second.0 > e.second.1 {
+                    return Err(damaged(format!(
+                        "pair {k} has a length range that runs backwards ({:?}, {:?})",
+                        e.first, e.second
+                    )));
+                }
+            }
+        }
+        Ok(file)
     }
 }
 
@@ -225,18 +307,24 @@ pub fn learn(label: &str, instances: &[Vec<Pair>], cfg: &SignatureConfig) -> Opt
 /// Where `sig` occurs in `pairs` (time order): the time of each match's first pair. Matches do
 /// not overlap; elements must appear in order within the allowed span.
 pub fn find(sig: &Signature, pairs: &[Pair], cfg: &SignatureConfig) -> Vec<i64> {
+    let Some(first) = sig.elements.first() else {
+        return Vec::new();
+    };
     let span_ns = ((sig.span_s * cfg.span_factor).max(1.0) * 1e9) as i64;
     let mut out = Vec::new();
     let mut i = 0;
     while i < pairs.len() {
-        if !sig.elements[0].matches(&pairs[i], cfg.slack_bytes) {
+        if !first.matches(&pairs[i], cfg.slack_bytes) {
             i += 1;
             continue;
         }
         let start = pairs[i].t_ns;
         let mut k = 1;
         let mut j = i + 1;
-        while k < sig.elements.len() && j < pairs.len() && pairs[j].t_ns - start <= span_ns {
+        while k < sig.elements.len()
+            && j < pairs.len()
+            && pairs[j].t_ns.saturating_sub(start) <= span_ns
+        {
             if sig.elements[k].matches(&pairs[j], cfg.slack_bytes) {
                 k += 1;
             }
@@ -310,5 +398,68 @@ mod tests {
             vec![0],
             "557 is not 556, and the last has no second element"
         );
+    }
+
+    #[test]
+    fn signature_files_round_trip_and_damaged_ones_are_errors_never_panics() {
+        let inst: Vec<Vec<Pair>> = (0..3)
+            .map(|k| vec![pair(10, 556, 1093 + k), pair(150, 97, 66)])
+            .collect();
+        let sig = learn("on", &inst, &SignatureConfig::default()).unwrap();
+        let file = SignatureFile::new(vec![sig]);
+        let bytes = file.to_bytes();
+        assert_eq!(SignatureFile::from_bytes(&bytes).unwrap(), file);
+        let stream: Vec<Pair> = (0..50).map(|i| pair(i * 40, 556, 1094)).collect();
+        // Damage of every kind: each mutant is refused, or found in a stream without a panic.
+        let (mut state, mut refused) = (7u64, 0);
+        for i in 0..3000 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let r = (state >> 33) as usize;
+            let mut b = bytes.clone();
+            let at = r % b.len();
+            match i % 4 {
+                0 => b[at] = b"{}[],:\"-.019eE"[r % 14],
+                1 => b.truncate(at),
+                2 => {
+                    b.drain(at..(at + 1 + r % 9).min(b.len()));
+                }
+                _ => {
+                    let end = (at..b.len())
+                        .find(|&j| !b[j].is_ascii_digit())
+                        .unwrap_or(b.len());
+                    let edge: &[u8] = [&b"4294967295"[..], b"0", b"1e308", b"-1"][r % 4];
+                    b.splice(at..end, edge.iter().copied());
+                }
+            }
+            match SignatureFile::from_bytes(&b) {
+                Ok(f) => {
+                    for s in &f.signatures {
+                        let slack = SignatureConfig {
+                            slack_bytes: u32::MAX,
+                            ..SignatureConfig::default()
+                        };
+                        find(s, &stream, &SignatureConfig::default());
+                        find(s, &stream, &slack);
+                    }
+                }
+                Err(e) => {
+                    assert!(!e.to_string().is_empty());
+                    refused += 1;
+                }
+            }
+        }
+        assert!(refused > 1500, "{refused} of 3000 refused");
+        let other = String::from_utf8(bytes.clone())
+            .unwrap()
+            .replace(SIGNATURE_FORMAT, "hush-signatures-9");
+        let err = SignatureFile::from_bytes(other.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("hush-signatures-9"), "{err}");
+        let empty = String::from_utf8(bytes)
+            .unwrap()
+            .replace("\"elements\": [", "\"elements\": [], \"x\": [");
+        let err = SignatureFile::from_bytes(empty.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("no packet pairs"), "{err}");
     }
 }

@@ -668,12 +668,6 @@ fn peaks(a: &PeaksArgs) -> Result<()> {
     Ok(())
 }
 
-#[derive(Serialize, serde::Deserialize)]
-struct SignatureFile {
-    format: String,
-    signatures: Vec<hush_attack::signatures::Signature>,
-}
-
 #[derive(Serialize)]
 struct SignatureScore {
     labelled_events: usize,
@@ -690,7 +684,7 @@ struct Match {
 }
 
 fn signatures(a: &SignaturesArgs) -> Result<()> {
-    use hush_attack::signatures::{SignatureConfig, find, learn, pairs};
+    use hush_attack::signatures::{SignatureConfig, SignatureFile, find, learn, pairs};
     let cfg = SignatureConfig::default();
     match &a.action {
         SignatureAction::Learn {
@@ -721,11 +715,7 @@ fn signatures(a: &SignaturesArgs) -> Result<()> {
                 );
                 sigs.push(sig);
             }
-            let file = SignatureFile {
-                format: "hush-signatures-1".into(),
-                signatures: sigs,
-            };
-            std::fs::write(out, serde_json::to_vec_pretty(&file)?)
+            std::fs::write(out, SignatureFile::new(sigs).to_bytes())
                 .with_context(|| format!("writing {}", out.display()))?;
             Ok(())
         }
@@ -740,12 +730,8 @@ fn signatures(a: &SignaturesArgs) -> Result<()> {
         } => {
             let bytes = std::fs::read(signatures)
                 .with_context(|| format!("reading {}", signatures.display()))?;
-            let file: SignatureFile = serde_json::from_slice(&bytes).map_err(|e| {
-                BadInput(format!(
-                    "{}: not a hush signature file ({e})",
-                    signatures.display()
-                ))
-            })?;
+            let file = SignatureFile::from_bytes(&bytes)
+                .map_err(|e| BadInput(format!("{}: {e}", signatures.display())))?;
             let labels = read_labels(labels)?;
             let t = defense.apply(read_device_trace(capture, device)?)?;
             let p = pairs(&t.packets);
