@@ -2,6 +2,7 @@
 //! attacks × seeds.
 //!
 //! ```toml
+//! version = 1                       # optional: the file format (another version is an error)
 //! seeds = [0, 1]
 //! folds = 5
 //! attacks = ["flow-stats", "m-agg"]
@@ -44,7 +45,8 @@
 //! (the default: both), `window_s = 600` at the top for every dataset, or in a `[[dataset]]`
 //! for that one (default: the dataset's longest capture plus a margin).
 //!
-//! Relative paths are relative to the file.
+//! Relative paths are relative to the file. A sweep may expand to at most
+//! [`MAX_SWEEP_SETTINGS`] settings.
 
 use std::path::{Path, PathBuf};
 
@@ -54,11 +56,21 @@ use serde::Deserialize;
 use crate::EvalError;
 use crate::activity::ActivitySpec;
 
+/// The experiment file format this hush reads (`version = 1` at the top, or nothing).
+pub const EXPERIMENT_VERSION: u32 = 1;
+
+/// The most defense settings one sweep may expand to: a file can multiply lists of values into
+/// more settings than any bench could run, and would exhaust memory before saying so.
+pub const MAX_SWEEP_SETTINGS: usize = 10_000;
+
 /// A bench run as an experiment file describes it.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 // Every field may be left out.
 #[serde(default, deny_unknown_fields)]
 pub struct Experiment {
+    /// The file format's version: [`EXPERIMENT_VERSION`] when given (a file without it is read
+    /// as this version).
+    pub version: Option<u32>,
     /// Datasets, in order.
     #[serde(rename = "dataset")]
     pub datasets: Vec<DatasetEntry>,
@@ -225,9 +237,16 @@ impl Experiment {
     /// Parse an experiment's text.
     pub fn parse(text: &str) -> Result<Experiment, String> {
         let v: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
-        with_default_kinds(v)
+        let e: Experiment = with_default_kinds(v)
             .try_into()
-            .map_err(|e: toml::de::Error| e.to_string())
+            .map_err(|e: toml::de::Error| e.to_string())?;
+        match e.version {
+            Some(v) if v != EXPERIMENT_VERSION => Err(format!(
+                "experiment file version {v} is not supported (this hush reads version \
+                 {EXPERIMENT_VERSION})"
+            )),
+            _ => Ok(e),
+        }
     }
 
     /// Every defense setting: the list with its `|` sweeps expanded, then the tables'.
@@ -274,8 +293,19 @@ pub fn expand_sweep(spec: &str) -> Result<Vec<String>, EvalError> {
     let Some((name, params)) = spec.split_once(':').filter(|_| spec.contains('|')) else {
         return Ok(vec![spec.to_string()]);
     };
+    let params = hush_defense::catalog::split_params(params);
+    let count = params
+        .iter()
+        .map(|p| p.split('|').count())
+        .try_fold(1usize, |n, k| n.checked_mul(k))
+        .filter(|&n| n <= MAX_SWEEP_SETTINGS);
+    if count.is_none() {
+        return Err(EvalError::Config(format!(
+            "defense {name:?}: the sweep makes more than {MAX_SWEEP_SETTINGS} settings"
+        )));
+    }
     let mut settings = vec![String::new()];
-    for p in hush_defense::catalog::split_params(params) {
+    for p in params {
         let p = p.as_str();
         let (k, vals) = p.split_once('=').ok_or_else(|| {
             EvalError::Config(format!("defense {spec:?}: {p:?} is not key=value"))
@@ -310,6 +340,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_version_is_checked() {
+        assert!(Experiment::parse("version = 1\nfolds = 3").is_ok());
+        assert!(Experiment::parse("folds = 3").is_ok());
+        let err = Experiment::parse("version = 2\nfolds = 3").unwrap_err();
+        assert!(err.contains("version 2 is not supported"), "{err}");
+    }
+
+    #[test]
     fn sweeps_expand_in_order() {
         assert_eq!(expand_sweep("front").unwrap(), ["front"]);
         assert_eq!(
@@ -328,6 +366,16 @@ mod tests {
             ]
         );
         assert_eq!(expand_sweep("x:a=1|2;b=3|4").unwrap().len(), 4);
+        // Ten parameters of ten values would be ten billion settings: refused before any.
+        let huge = (0..10)
+            .map(|k| format!("p{k}=0|1|2|3|4|5|6|7|8|9"))
+            .collect::<Vec<_>>()
+            .join(";");
+        let err = expand_sweep(&format!("front:{huge}")).unwrap_err();
+        assert!(
+            err.to_string().contains("more than 10000 settings"),
+            "{err}"
+        );
         assert_eq!(
             expand_sweep("x:a=1").unwrap(),
             ["x:a=1"],
