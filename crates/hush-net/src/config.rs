@@ -3,6 +3,7 @@
 //! One TOML file can configure a proxy, a gateway, or both (for a trial on one machine):
 //!
 //! ```toml
+//! version = 1                          # optional: the file format (another is refused)
 //! [shape]                              # how this end shapes what it sends
 //! policy = "pad"                       # pad (independent link padding) | immediate (cover only)
 //! [shape.schedule]
@@ -66,10 +67,16 @@ use crate::policy::TargetPolicy;
 use crate::proxy::{Forward, ProxySettings};
 use crate::{Limits, NetError};
 
+/// The configuration file format this hush reads (`version = 1` at the top, or nothing).
+pub const CONFIG_VERSION: u32 = 1;
+
 /// A whole configuration file.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
+    /// The file format's version: [`CONFIG_VERSION`] when given (a file without it is read as
+    /// this version; another is refused).
+    pub version: Option<u32>,
     /// Shaping of what this end sends.
     pub shape: Option<ShapeConfig>,
     /// Proxy section.
@@ -156,6 +163,13 @@ impl ConfigFile {
         let mut file: ConfigFile = toml::from_str(&text).map_err(|e| {
             NetError::Config(format!("{}: {}", path.display(), e.to_string().trim()))
         })?;
+        if let Some(v) = file.version.filter(|&v| v != CONFIG_VERSION) {
+            return Err(NetError::Config(format!(
+                "{}: configuration file version {v} is not supported (this hush reads version \
+                 {CONFIG_VERSION})",
+                path.display()
+            )));
+        }
         // Key files are relative to the configuration file.
         let dir = path.parent().unwrap_or(Path::new("."));
         let fix = |p: &mut Option<PathBuf>| {
@@ -367,6 +381,18 @@ mod tests {
             "the documented defaults are the defaults"
         );
         assert_eq!(gateway.targets.allow.len(), 1);
+    }
+
+    #[test]
+    fn another_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hush.toml");
+        std::fs::write(&path, "version = 1\n[proxy]\n").unwrap();
+        assert!(ConfigFile::read(&path).is_ok());
+        std::fs::write(&path, "version = 7\n[proxy]\n").unwrap();
+        let err = ConfigFile::read(&path).unwrap_err().to_string();
+        assert!(err.contains("version 7 is not supported"), "{err}");
+        assert!(err.contains("hush.toml"), "{err}");
     }
 
     #[test]
