@@ -12,8 +12,8 @@
 //! `k-fp`, `df`, `df-size`, `tiktok`. A member that finds nothing to read in a capture (no
 //! packet the device sent, for IoT Sentinel) sees zeros.
 
+use hush_ml::EpochReport;
 use hush_ml::forest::argmax;
-use hush_ml::neural::EpochReport;
 use hush_ml::{Dataset as MlDataset, EnsembleMember, Matrix, Model};
 use hush_trace::Trace;
 use serde::Serialize;
@@ -322,6 +322,7 @@ fn inner_accuracy(
 fn seed_of(a: &Attack) -> u64 {
     match &a.learner {
         crate::Learner::Forest(f) | crate::Learner::LeafKnn { forest: f, .. } => f.seed,
+        #[cfg(feature = "neural")]
         crate::Learner::Neural(n) => n.train.seed,
         crate::Learner::Ensemble(e) => e.seed,
     }

@@ -1,7 +1,7 @@
 //! The evaluation protocol: leakage-free folds, metrics, and adaptive attackers.
 
+use hush_ml::EpochReport;
 use hush_ml::forest::argmax;
-use hush_ml::neural::EpochReport;
 use hush_trace::Trace;
 use hush_trace::dataset::Dataset;
 use hush_trace::split::{group_kfold, time_split};
@@ -409,7 +409,7 @@ pub fn predict_examples(
 
 /// Rows per prediction call when predictions stream: whole evaluation batches of the networks,
 /// so the chunks see the windows one call over all of them would.
-const STREAM_ROWS: usize = 4 * hush_ml::neural::EVAL_BATCH;
+const STREAM_ROWS: usize = 4 * hush_ml::EVAL_BATCH;
 
 /// Class probabilities of examples' rows under one model, fed example by example and predicted
 /// in chunks of a few thousand rows. Memory holds one chunk, however many rows the examples

@@ -29,9 +29,11 @@ pub mod peaks;
 pub mod signatures;
 pub mod wf;
 
-use hush_ml::neural::{self, Architecture, EpochReport, SeqData, TrainConfig};
+#[cfg(feature = "neural")]
+use hush_ml::neural::{self, Architecture, SeqData, TrainConfig};
 use hush_ml::{
-    Dataset as MlDataset, ForestParams, LeafKnn, Matrix, MlError, Model, ModelHeader, RandomForest,
+    Dataset as MlDataset, EpochReport, ForestParams, LeafKnn, Matrix, MlError, Model, ModelHeader,
+    RandomForest,
 };
 use hush_trace::Trace;
 use rayon::prelude::*;
@@ -128,6 +130,7 @@ impl AttackKind {
 }
 
 /// A neural attack's network and training.
+#[cfg(feature = "neural")]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NeuralParams {
     /// The network.
@@ -147,6 +150,7 @@ pub enum Learner {
     /// A hush-ml random forest.
     Forest(ForestParams),
     /// A hush-ml neural network.
+    #[cfg(feature = "neural")]
     Neural(NeuralParams),
     /// k-fingerprinting's classifier: a forest, then the `k` nearest training examples by the
     /// leaves they share ([`hush_ml::LeafKnn`]).
@@ -210,6 +214,39 @@ impl Attack {
             "packet-lstm" => AttackKind::PacketLstm,
             other => return Err(AttackError::Unknown(other.to_string())),
         };
+        let learner = Attack::learner_of(&kind, base)?;
+        Ok(Attack { kind, learner })
+    }
+
+    /// The learner `by_name` gives a kind: a forest for the tabular attacks, the source's
+    /// network for the sequence ones (an error when hush-attack is built without `neural`).
+    #[cfg(not(feature = "neural"))]
+    fn learner_of(kind: &AttackKind, name: &str) -> Result<Learner, AttackError> {
+        Ok(match kind {
+            AttackKind::MSeq
+            | AttackKind::PacketLstm
+            | AttackKind::Image(_)
+            | AttackKind::Df(_) => {
+                return Err(AttackError::Data(format!(
+                    "{name}: a neural attack, and this hush was built without hush-attack's \
+                     `neural` feature"
+                )));
+            }
+            AttackKind::KFp => Learner::LeafKnn {
+                forest: ForestParams {
+                    n_trees: 1000,
+                    ..ForestParams::default()
+                },
+                k: 3,
+            },
+            AttackKind::Ensemble(_) => Learner::Ensemble(ensemble::EnsembleLearner::default()),
+            _ => Learner::Forest(ForestParams::default()),
+        })
+    }
+
+    /// The learner `by_name` gives a kind (see [`Attack::by_name`]).
+    #[cfg(feature = "neural")]
+    fn learner_of(kind: &AttackKind, _name: &str) -> Result<Learner, AttackError> {
         let neural = |architecture| {
             Learner::Neural(NeuralParams {
                 architecture,
@@ -217,7 +254,7 @@ impl Attack {
                 validation_share: 0.2,
             })
         };
-        let learner = match kind {
+        Ok(match kind {
             AttackKind::MSeq => neural(Architecture::m_seq()),
             AttackKind::PacketLstm => neural(Architecture::Lstm {
                 hidden: 64,
@@ -254,14 +291,14 @@ impl Attack {
             },
             AttackKind::Ensemble(_) => Learner::Ensemble(ensemble::EnsembleLearner::default()),
             _ => Learner::Forest(ForestParams::default()),
-        };
-        Ok(Attack { kind, learner })
+        })
     }
 
     /// Seed the learner (forest bootstraps, or the network's weights, shuffles and dropout).
     pub fn set_seed(&mut self, seed: u64) {
         match &mut self.learner {
             Learner::Forest(f) | Learner::LeafKnn { forest: f, .. } => f.seed = seed,
+            #[cfg(feature = "neural")]
             Learner::Neural(n) => n.train.seed = seed,
             Learner::Ensemble(e) => e.seed = seed,
         }
@@ -271,6 +308,7 @@ impl Attack {
     /// forests).
     pub fn set_max_epochs(&mut self, epochs: usize) {
         match &mut self.learner {
+            #[cfg(feature = "neural")]
             Learner::Neural(n) => n.train.epochs = epochs,
             Learner::Ensemble(e) => e.max_epochs = Some(epochs),
             _ => {}
@@ -619,6 +657,7 @@ impl Attack {
                 };
                 ensemble::fit(spec, *l, data, progress)?
             }
+            #[cfg(feature = "neural")]
             Learner::Neural(p) => {
                 data.validate()?;
                 let (tr, va) = validation_split(data, p.validation_share, p.train.seed);
@@ -649,6 +688,7 @@ impl Attack {
     }
 
     /// Rows of a sequence attack as windows for a network.
+    #[cfg(feature = "neural")]
     fn seq_data(&self, x: &Matrix, y: &[u32], data: &MlDataset) -> Result<SeqData, AttackError> {
         let (steps, features, extra_dim) = self.kind.seq_shape().ok_or_else(|| {
             AttackError::Data(format!("{} is not a sequence attack", self.name()))
@@ -685,6 +725,7 @@ impl Attack {
                     p
                 })
                 .collect()),
+            #[cfg(feature = "neural")]
             Model::Neural(m) => {
                 let shape = (m.steps, m.features, m.extra_dim);
                 Ok(m.predict_proba(&rows_to_seq(x, &[], m.n_classes, shape)?)?)
@@ -741,6 +782,7 @@ fn cap_rows(mut rows: Vec<Vec<f32>>, cap: Option<usize>) -> Vec<Vec<f32>> {
 }
 
 /// Feature rows (each `steps × features` values, then `extra` scalars) as network windows.
+#[cfg(feature = "neural")]
 fn rows_to_seq(
     x: &Matrix,
     y: &[u32],
@@ -775,6 +817,7 @@ fn rows_to_seq(
     })
 }
 
+#[cfg(feature = "neural")]
 /// Rows for training and for validation: per class, `share` of its capture groups (rounded,
 /// at least one left for training) are held out whole, chosen by a seeded shuffle.
 fn validation_split(data: &MlDataset, share: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
@@ -819,7 +862,12 @@ mod tests {
             endpoints: Vec::new(),
             report: Default::default(),
         };
-        let a = Attack::by_name("packet-lstm").unwrap();
+        // Packet windows' features, whatever learns from them (a forest here, so the test runs
+        // without the neural feature too).
+        let a = Attack {
+            kind: AttackKind::PacketLstm,
+            learner: Learner::Forest(ForestParams::default()),
+        };
         let classes = vec!["x".to_string()];
         let (all, _) = a.dataset(&[(&t, 0, 0)], &classes).unwrap();
         assert_eq!(all.x.rows(), 10);

@@ -34,10 +34,34 @@ pub mod neural;
 
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 pub use data::{Dataset, Matrix, Standardizer};
 pub use forest::{ForestParams, MaxFeatures, RandomForest};
 pub use knn::{Knn, LeafKnn};
 pub use model::{EnsembleMember, Model, ModelFile, ModelHeader};
+
+/// Windows per forward pass when nothing is learned (validation, prediction). A caller that
+/// predicts in chunks of whole multiples of it gets the numbers one call over every window gives
+/// (the passes see the same windows together).
+pub const EVAL_BATCH: usize = 1024;
+
+/// What one epoch did.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochReport {
+    /// From 1.
+    pub epoch: usize,
+    /// Mean cross-entropy over the epoch's batches (with dropout).
+    pub train_loss: f32,
+    /// Mean cross-entropy on the validation data (no dropout).
+    pub val_loss: f32,
+    /// Share of validation windows classified right.
+    pub val_accuracy: f32,
+    /// The rate this epoch trained with.
+    pub learning_rate: f64,
+    /// Wall-clock time of the epoch, validation included.
+    pub seconds: f64,
+}
 
 /// Errors of the learning substrate.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

@@ -54,10 +54,7 @@ pub use train::train;
 
 use crate::MlError;
 
-/// Windows per forward pass when nothing is learned (validation, prediction). A caller that
-/// predicts in chunks of whole multiples of it gets the numbers one call over every window gives
-/// (the passes see the same windows together).
-pub const EVAL_BATCH: usize = 1024;
+pub use crate::{EVAL_BATCH, EpochReport};
 
 /// The most values one window of a network may hold (steps × features + extra scalars): far
 /// above any hush attack's (DF reads 5,000), far below a damaged file's nonsense.
@@ -413,23 +410,6 @@ impl TrainConfig {
         }
         Ok(())
     }
-}
-
-/// What one epoch did.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochReport {
-    /// From 1.
-    pub epoch: usize,
-    /// Mean cross-entropy over the epoch's batches (with dropout).
-    pub train_loss: f32,
-    /// Mean cross-entropy on the validation data (no dropout).
-    pub val_loss: f32,
-    /// Share of validation windows classified right.
-    pub val_accuracy: f32,
-    /// The rate this epoch trained with.
-    pub learning_rate: f64,
-    /// Wall-clock time of the epoch, validation included.
-    pub seconds: f64,
 }
 
 /// A trained network: what it reads, how to standardise it, and its weights.
