@@ -9,7 +9,7 @@ seconds="${1:-60}"
 command -v cargo-fuzz >/dev/null || { echo "run-short: install cargo-fuzz first (cargo install cargo-fuzz)" >&2; exit 2; }
 "$here/seed-corpus.sh" >/dev/null
 cd "$here"
-for target in read_any pcap_frames csv decode_frame records model_file; do
+for target in read_any pcap_frames csv decode_frame records model_file signature_file; do
     mkdir -p "corpus/$target"
     log="$(mktemp)"
     if RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" "corpus/$target" -- \

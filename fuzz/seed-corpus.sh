@@ -58,7 +58,7 @@ fi
 
 # Model files: small models trained by hush on IoT Sentinel (a forest, k-FP's forest + kNN, and
 # an ensemble of forests), when the data is there.
-mkdir -p "$here/corpus/model_file"
+mkdir -p "$here/corpus/model_file" "$here/corpus/signature_file"
 sentinel="$(dirname "$torture")/iot-sentinel"
 if [ -d "$sentinel" ]; then
     (cd "$here/.." && cargo build --release -q -p hush-cli --bin hush)
@@ -70,6 +70,19 @@ else
     echo "seed-corpus: no IoT Sentinel at $sentinel, model_file starts from nothing" >&2
 fi
 
-for target in read_any pcap_frames csv decode_frame model_file; do
+# A signature file: PingPong's plug, learnt from its ON and OFF captures when they are there.
+plug="$(dirname "$torture")/events/pingpong-tplink-plug"
+if [ -d "$plug" ]; then
+    on=$(find "$plug" -iname '*on*.pcap' | sort | head -3 | paste -sd,)
+    off=$(find "$plug" -iname '*off*.pcap' | sort | head -3 | paste -sd,)
+    if [ -n "$on" ] && [ -n "$off" ]; then
+        "$here/../target/release/hush" attack signatures learn --event "on=$on" \
+            --event "off=$off" -o "$here/corpus/signature_file/plug.sig" >/dev/null 2>&1 || true
+    fi
+fi
+printf '{"format":"hush-signatures-1","signatures":[{"label":"on","elements":[{"device_first":true,"first":[556,556],"second":[1093,1095]}],"span_s":0.5,"instances":3}]}' \
+    >"$here/corpus/signature_file/minimal.sig"
+
+for target in read_any pcap_frames csv decode_frame model_file signature_file; do
     echo "$target: $(ls "$here/corpus/$target" | wc -l) seeds"
 done
