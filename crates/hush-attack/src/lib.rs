@@ -218,20 +218,14 @@ impl Attack {
         Ok(Attack { kind, learner })
     }
 
-    /// The learner `by_name` gives a kind: a forest for the tabular attacks, the source's
-    /// network for the sequence ones (an error when hush-attack is built without `neural`).
-    #[cfg(not(feature = "neural"))]
+    /// The learner `by_name` gives a kind: k-FP's forest and neighbours, the ensemble's members,
+    /// a forest for the other tabular attacks, the source's network for the sequence ones (an
+    /// error naming the attack when hush-attack is built without `neural`).
     fn learner_of(kind: &AttackKind, name: &str) -> Result<Learner, AttackError> {
+        if kind.seq_shape().is_some() {
+            return Attack::network_of(kind, name);
+        }
         Ok(match kind {
-            AttackKind::MSeq
-            | AttackKind::PacketLstm
-            | AttackKind::Image(_)
-            | AttackKind::Df(_) => {
-                return Err(AttackError::Data(format!(
-                    "{name}: a neural attack, and this hush was built without hush-attack's \
-                     `neural` feature"
-                )));
-            }
             AttackKind::KFp => Learner::LeafKnn {
                 forest: ForestParams {
                     n_trees: 1000,
@@ -244,53 +238,52 @@ impl Attack {
         })
     }
 
-    /// The learner `by_name` gives a kind (see [`Attack::by_name`]).
+    #[cfg(not(feature = "neural"))]
+    fn network_of(_kind: &AttackKind, name: &str) -> Result<Learner, AttackError> {
+        Err(AttackError::Data(format!(
+            "{name}: a neural attack, and this hush was built without hush-attack's `neural` \
+             feature"
+        )))
+    }
+
+    /// A sequence attack's network and training, as its source published them.
     #[cfg(feature = "neural")]
-    fn learner_of(kind: &AttackKind, _name: &str) -> Result<Learner, AttackError> {
-        let neural = |architecture| {
+    fn network_of(kind: &AttackKind, _name: &str) -> Result<Learner, AttackError> {
+        let neural = |architecture, train, validation_share| {
             Learner::Neural(NeuralParams {
                 architecture,
-                train: TrainConfig::default(),
-                validation_share: 0.2,
+                train,
+                validation_share,
             })
         };
         Ok(match kind {
-            AttackKind::MSeq => neural(Architecture::m_seq()),
-            AttackKind::PacketLstm => neural(Architecture::Lstm {
-                hidden: 64,
-                dense: 64,
-                dropout: 0.2,
-            }),
-            AttackKind::Image(_) => Learner::Neural(NeuralParams {
-                architecture: Architecture::Cnn2d {
+            AttackKind::Image(_) => neural(
+                Architecture::Cnn2d {
                     in_channels: images::ImageParams::CHANNELS,
                     channels: vec![16, 32],
                     kernel: 3,
                     dense: 64,
                     dropout: 0.3,
                 },
-                train: TrainConfig {
+                TrainConfig {
                     epochs: 60,
                     batch_size: 32,
                     early_stopping_patience: 10,
                     ..TrainConfig::default()
                 },
-                validation_share: 0.2,
-            }),
-            AttackKind::Df(_) => Learner::Neural(NeuralParams {
-                architecture: Architecture::df(),
-                train: TrainConfig::df(),
-                validation_share: 0.1,
-            }),
-            AttackKind::KFp => Learner::LeafKnn {
-                forest: ForestParams {
-                    n_trees: 1000,
-                    ..ForestParams::default()
+                0.2,
+            ),
+            AttackKind::Df(_) => neural(Architecture::df(), TrainConfig::df(), 0.1),
+            AttackKind::PacketLstm => neural(
+                Architecture::Lstm {
+                    hidden: 64,
+                    dense: 64,
+                    dropout: 0.2,
                 },
-                k: 3,
-            },
-            AttackKind::Ensemble(_) => Learner::Ensemble(ensemble::EnsembleLearner::default()),
-            _ => Learner::Forest(ForestParams::default()),
+                TrainConfig::default(),
+                0.2,
+            ),
+            _ => neural(Architecture::m_seq(), TrainConfig::default(), 0.2),
         })
     }
 
@@ -879,5 +872,24 @@ mod tests {
         assert_eq!(firsts, [120.0, 200.0, 260.0]);
         let (same, _) = a.dataset_capped(&[(&t, 0, 0)], &classes, Some(50)).unwrap();
         assert_eq!(same.x, all.x, "a cap above the count changes nothing");
+    }
+
+    #[test]
+    fn network_attacks_need_the_neural_feature_and_say_so() {
+        for name in ["m-seq", "packet-lstm", "df", "tiktok", "image-cnn"] {
+            let built = cfg!(feature = "neural");
+            match (Attack::by_name(name), built) {
+                (Ok(_), true) => {}
+                (Err(e), false) => {
+                    assert!(e.to_string().contains("`neural` feature"), "{e}");
+                    assert!(e.to_string().starts_with(name), "{e}");
+                }
+                (r, _) => panic!("{name} with neural = {built}: {r:?}"),
+            }
+        }
+        // The forests are there either way.
+        for name in ["iot-sentinel", "flow-stats", "m-agg", "k-fp", "ensemble"] {
+            Attack::by_name(name).unwrap();
+        }
     }
 }
